@@ -1,1 +1,163 @@
-//! placeholder
+//! The Stockade gateway: serves the Docker Engine API on the users' unix socket and forwards to
+//! the real engine only what the route table (and, later, the policy) allows.
+//!
+//! One task per client connection; each client connection gets its own engine connection, opened
+//! on first use and kept for the client's keep-alive requests, so nothing is shared between
+//! callers and nothing is spawned per request. Responses stream through without being buffered;
+//! attach, exec and BuildKit's session are hijacked after the engine's `101` and then copied in
+//! both directions with half-close. Every denial and failure becomes a Docker-style JSON answer in
+//! one place ([`respond`]).
+//!
+//! The caller's identity is the peer's uid from `SO_PEERCRED`, known before the first request.
+#![forbid(unsafe_code)]
+
+mod listener;
+mod proxy;
+pub mod respond;
+
+use std::future::Future;
+use std::io;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use listener::{GatewayListener, SocketOwnership};
+
+/// Errors that stop the gateway from starting or serving.
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    /// The listening socket could not be created.
+    #[error("cannot listen on {path}: {source}")]
+    Listen {
+        /// The socket path.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
+    /// Another process is already serving on the socket path.
+    #[error(
+        "{path} is already served by a running process; stop it or choose another --listen path"
+    )]
+    InUse {
+        /// The socket path.
+        path: PathBuf,
+    },
+    /// Something that is not a socket sits at the listening path.
+    #[error("{path} exists and is not a unix socket; remove it or choose another --listen path")]
+    NotASocket {
+        /// The path.
+        path: PathBuf,
+    },
+    /// Accepting connections failed for good.
+    #[error("accepting connections on {path} failed: {source}")]
+    Accept {
+        /// The socket path.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// How the gateway reaches the engine and protects itself from its clients.
+#[derive(Debug, Clone)]
+pub struct GatewayConfig {
+    /// The engine's unix socket.
+    pub engine: PathBuf,
+    /// Largest request or response head accepted, in bytes (the registry auth headers of `docker
+    /// build` can be a few hundred KiB).
+    pub max_head_bytes: usize,
+    /// How long a client may take to send a request head.
+    pub header_read_timeout: Duration,
+    /// Most client connections served at once; more wait in the listen backlog.
+    pub max_connections: usize,
+}
+
+impl GatewayConfig {
+    /// Defaults for an engine at `engine`.
+    #[must_use]
+    pub fn new(engine: PathBuf) -> Self {
+        Self {
+            engine,
+            max_head_bytes: 1024 * 1024,
+            header_read_timeout: Duration::from_secs(30),
+            max_connections: 1024,
+        }
+    }
+}
+
+/// Serves the gateway on `listener` until `shutdown` completes, then stops accepting, drops every
+/// open connection and removes the socket.
+///
+/// # Errors
+/// [`GatewayError::Accept`] when the listening socket fails for good.
+pub async fn serve(
+    listener: GatewayListener,
+    config: GatewayConfig,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), GatewayError> {
+    let config = Arc::new(config);
+    let permits = Arc::new(tokio::sync::Semaphore::new(config.max_connections));
+    let mut connections = tokio::task::JoinSet::new();
+    let mut next_id: u64 = 0;
+    tokio::pin!(shutdown);
+    tracing::info!(
+        listen = %listener.path().display(),
+        engine = %config.engine.display(),
+        "gateway serving"
+    );
+    loop {
+        let permit = tokio::select! {
+            () = &mut shutdown => break,
+            permit = Arc::clone(&permits).acquire_owned() => match permit {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+        };
+        let stream = tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(stream) => stream,
+                Err(e) if transient_accept_error(&e) => {
+                    tracing::warn!(error = %e, "accept failed, retrying");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+                Err(source) => {
+                    return Err(GatewayError::Accept { path: listener.path().to_owned(), source });
+                }
+            },
+        };
+        // Reap finished connection tasks so the set does not grow without bound.
+        while connections.try_join_next().is_some() {}
+        next_id += 1;
+        let config = Arc::clone(&config);
+        let id = next_id;
+        connections.spawn(async move {
+            proxy::serve_connection(stream, config, id).await;
+            drop(permit);
+        });
+    }
+    tracing::info!(listen = %listener.path().display(), "gateway stopping");
+    connections.shutdown().await;
+    Ok(())
+}
+
+fn transient_accept_error(e: &io::Error) -> bool {
+    // Out of file descriptors or memory, or a peer that went away between connect and accept:
+    // the listener itself is fine.
+    matches!(
+        e.raw_os_error(),
+        Some(libc_errno::EMFILE | libc_errno::ENFILE | libc_errno::ENOBUFS | libc_errno::ENOMEM)
+    ) || e.kind() == io::ErrorKind::ConnectionAborted
+        || e.kind() == io::ErrorKind::Interrupted
+}
+
+mod libc_errno {
+    use nix::errno::Errno;
+    pub const EMFILE: i32 = Errno::EMFILE as i32;
+    pub const ENFILE: i32 = Errno::ENFILE as i32;
+    pub const ENOBUFS: i32 = Errno::ENOBUFS as i32;
+    pub const ENOMEM: i32 = Errno::ENOMEM as i32;
+}

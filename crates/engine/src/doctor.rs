@@ -1,0 +1,333 @@
+//! Host checks for `stockade doctor`: every running dockerd's sockets, TCP listeners and user
+//! namespaces, who can reach them, and the tools Stockade needs.
+//!
+//! Processes and their sockets are found through `/proc` (the listening sockets in
+//! `/proc/net/{unix,tcp,tcp6}` matched to the socket inodes each process holds), so an engine
+//! that somebody started by hand is found as well as Stockade's own.
+
+use crate::{client, safety};
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// The verdict of one check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// Nothing to do.
+    Pass,
+    /// The host is not safe until this is fixed.
+    Fail,
+}
+
+/// One line of the report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Check {
+    /// Pass or fail.
+    pub status: Status,
+    /// What was found.
+    pub finding: String,
+    /// What to do about a failure.
+    pub fix: Option<String>,
+}
+
+impl Check {
+    fn pass(finding: String) -> Self {
+        Self {
+            status: Status::Pass,
+            finding,
+            fix: None,
+        }
+    }
+    fn fail(finding: String, fix: String) -> Self {
+        Self {
+            status: Status::Fail,
+            finding,
+            fix: Some(fix),
+        }
+    }
+}
+
+impl fmt::Display for Check {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let tag = match self.status {
+            Status::Pass => "PASS",
+            Status::Fail => "FAIL",
+        };
+        write!(f, "{tag}  {}", self.finding)?;
+        if let Some(fix) = &self.fix {
+            write!(f, "\n      fix: {fix}")?;
+        }
+        Ok(())
+    }
+}
+
+/// A process and the listening sockets it holds.
+#[derive(Debug, Clone, Default)]
+struct Listeners {
+    unix: BTreeSet<PathBuf>,
+    tcp: BTreeSet<u16>,
+}
+
+/// Runs every check. `engines` are extra engine sockets to examine besides the dockerd processes
+/// found on the host.
+pub async fn run(engines: &[PathBuf]) -> Vec<Check> {
+    let mut checks = Vec::new();
+    let processes = processes_named(&["dockerd"]);
+    let docker_members = group_members("docker");
+    let mut examined = BTreeSet::new();
+    if processes.is_empty() && engines.is_empty() {
+        checks.push(Check::fail(
+            "no dockerd is running on this host".to_owned(),
+            "start the managed engine with `stockade up`".to_owned(),
+        ));
+    }
+    for (pid, listeners) in &processes {
+        for port in &listeners.tcp {
+            checks.push(Check::fail(
+                format!("dockerd (pid {pid}) listens on TCP port {port}: anyone who reaches it is root on this host"),
+                "remove tcp:// entries from its \"hosts\" (daemon.json) and -H flags".to_owned(),
+            ));
+        }
+        if listeners.tcp.is_empty() {
+            checks.push(Check::pass(format!(
+                "dockerd (pid {pid}) has no TCP listener"
+            )));
+        }
+        let mut api_sockets = 0;
+        for socket in &listeners.unix {
+            // dockerd also listens on internal sockets (metrics, libnetwork); only the ones that
+            // speak the Engine API are ways in.
+            if !speaks_engine_api(socket).await {
+                continue;
+            }
+            api_sockets += 1;
+            examined.insert(socket.clone());
+            examine_engine(socket, &docker_members, &mut checks).await;
+        }
+        if api_sockets == 0 && listeners.tcp.is_empty() {
+            checks.push(Check::fail(
+                format!(
+                    "dockerd (pid {pid}) serves the Engine API on no socket that could be examined"
+                ),
+                "check its \"hosts\" setting".to_owned(),
+            ));
+        }
+    }
+    for socket in engines {
+        if !examined.contains(socket) {
+            examine_engine(socket, &docker_members, &mut checks).await;
+        }
+    }
+    checks.push(nft_check());
+    checks
+}
+
+/// Whether `/_ping` on the socket answers like the Engine API (200 with an `Api-Version`).
+async fn speaks_engine_api(socket: &Path) -> bool {
+    match client::get_with_headers(socket, "/_ping").await {
+        Ok((status, headers, _)) => status.is_success() && headers.contains_key("api-version"),
+        Err(_) => false,
+    }
+}
+
+async fn examine_engine(socket: &Path, docker_members: &[String], checks: &mut Vec<Check>) {
+    let shown = socket.display();
+    match safety::socket_exposure(socket) {
+        Ok(None) => checks.push(Check::pass(format!(
+            "engine socket {shown} can be opened by root only"
+        ))),
+        Ok(Some(way_in)) => {
+            let who = if way_in.contains("group docker") && !docker_members.is_empty() {
+                format!(" (group docker: {})", docker_members.join(", "))
+            } else {
+                String::new()
+            };
+            checks.push(Check::fail(
+                format!("engine socket {shown}: {way_in}{who}, and whoever opens it is root on this host"),
+                format!("set \"group\": \"root\" in the engine's daemon.json (or chmod 0600 {shown}) and give users the Stockade gateway socket instead"),
+            ));
+        }
+        Err(e) => checks.push(Check::fail(
+            e.to_string(),
+            "check the engine's \"hosts\" setting".to_owned(),
+        )),
+    }
+    match client::get_json(socket, "/info").await {
+        Ok(info) => match safety::isolation_from_info(&info) {
+            Some(isolation) => checks.push(Check::pass(format!(
+                "engine at {shown} isolates containers ({isolation:?})"
+            ))),
+            None => checks.push(Check::fail(
+                format!("engine at {shown} runs containers without user namespaces: root in a container is root on the host"),
+                "set \"userns-remap\": \"default\" in its daemon.json, or run it rootless (`stockade up` does this)".to_owned(),
+            )),
+        },
+        Err(e) => checks.push(Check::fail(
+            e.to_string(),
+            "start the engine or fix the socket path".to_owned(),
+        )),
+    }
+}
+
+fn nft_check() -> Check {
+    match std::process::Command::new("nft").arg("--version").output() {
+        Ok(out) if out.status.success() => Check::pass(format!(
+            "nftables available ({})",
+            String::from_utf8_lossy(&out.stdout).trim()
+        )),
+        _ => Check::fail(
+            "nftables (`nft`) is not available; air-gapped containers need it".to_owned(),
+            "apt-get install nftables".to_owned(),
+        ),
+    }
+}
+
+/// Members of a group: listed in /etc/group, plus users whose primary group it is.
+fn group_members(name: &str) -> Vec<String> {
+    let Ok(Some(group)) = nix::unistd::Group::from_name(name) else {
+        return Vec::new();
+    };
+    let mut members: BTreeSet<String> = group.mem.into_iter().collect();
+    if let Ok(passwd) = std::fs::read_to_string("/etc/passwd") {
+        for line in passwd.lines() {
+            let fields: Vec<&str> = line.split(':').collect();
+            if fields.len() > 3 && fields[3].parse::<u32>().ok() == Some(group.gid.as_raw()) {
+                members.insert(fields[0].to_owned());
+            }
+        }
+    }
+    members.into_iter().collect()
+}
+
+/// Processes whose command name is one of `names`, with their listening sockets.
+fn processes_named(names: &[&str]) -> BTreeMap<i32, Listeners> {
+    let unix = listening_unix_sockets();
+    let tcp = listening_tcp_ports();
+    let mut found = BTreeMap::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return found;
+    };
+    for entry in entries.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let comm = std::fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
+        if !names.contains(&comm.trim_end()) {
+            continue;
+        }
+        let mut listeners = Listeners::default();
+        for inode in socket_inodes(pid) {
+            if let Some(path) = unix.get(&inode) {
+                listeners.unix.insert(path.clone());
+            }
+            if let Some(port) = tcp.get(&inode) {
+                listeners.tcp.insert(*port);
+            }
+        }
+        found.insert(pid, listeners);
+    }
+    found
+}
+
+fn socket_inodes(pid: i32) -> Vec<u64> {
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return Vec::new();
+    };
+    fds.flatten()
+        .filter_map(|fd| std::fs::read_link(fd.path()).ok())
+        .filter_map(|target| {
+            target
+                .to_str()?
+                .strip_prefix("socket:[")?
+                .strip_suffix(']')?
+                .parse()
+                .ok()
+        })
+        .collect()
+}
+
+/// Listening unix sockets with a path: inode → path.
+fn listening_unix_sockets() -> BTreeMap<u64, PathBuf> {
+    let text = std::fs::read_to_string("/proc/net/unix").unwrap_or_default();
+    parse_proc_net_unix(&text)
+}
+
+fn parse_proc_net_unix(text: &str) -> BTreeMap<u64, PathBuf> {
+    const ACCEPTING: u32 = 0x0001_0000;
+    text.lines()
+        .skip(1)
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            // Num RefCount Protocol Flags Type St Inode Path
+            let flags = u32::from_str_radix(fields.get(3)?, 16).ok()?;
+            let path = fields.get(7)?;
+            if flags & ACCEPTING == 0 || path.starts_with('@') {
+                return None;
+            }
+            Some((fields.get(6)?.parse().ok()?, PathBuf::from(path)))
+        })
+        .collect()
+}
+
+/// Listening TCP sockets (IPv4 and IPv6): inode → port.
+fn listening_tcp_ports() -> BTreeMap<u64, u16> {
+    let mut ports = BTreeMap::new();
+    for file in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let text = std::fs::read_to_string(file).unwrap_or_default();
+        ports.extend(parse_proc_net_tcp(&text));
+    }
+    ports
+}
+
+fn parse_proc_net_tcp(text: &str) -> BTreeMap<u64, u16> {
+    const LISTEN: &str = "0A";
+    text.lines()
+        .skip(1)
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            // sl local_address rem_address st tx_queue:rx_queue tr:tm->when retrnsmt uid timeout inode
+            if *fields.get(3)? != LISTEN {
+                return None;
+            }
+            let port = u16::from_str_radix(fields.get(1)?.rsplit(':').next()?, 16).ok()?;
+            Some((fields.get(9)?.parse().ok()?, port))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unix_listeners_are_parsed() {
+        let text = "Num       RefCount Protocol Flags    Type St Inode Path\n\
+            0000000000000000: 00000002 00000000 00010000 0001 01 23456 /run/stockade/engine.sock\n\
+            0000000000000000: 00000003 00000000 00000000 0001 03 23457 /run/stockade/engine.sock\n\
+            0000000000000000: 00000002 00000000 00010000 0001 01 23458 @abstract\n";
+        let map = parse_proc_net_unix(text);
+        assert_eq!(map.len(), 1);
+        assert_eq!(map[&23456], PathBuf::from("/run/stockade/engine.sock"));
+    }
+
+    #[test]
+    fn tcp_listeners_are_parsed() {
+        let text = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n\
+            0: 00000000:0947 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 4242 1 0 100 0 0 10 0\n\
+            1: 0100007F:0948 0100007F:9999 01 00000000:00000000 00:00000000 00000000     0        0 4243 1 0 100 0 0 10 0\n";
+        let map = parse_proc_net_tcp(text);
+        assert_eq!(map.len(), 1);
+        assert_eq!(map[&4242], 2375);
+    }
+
+    #[test]
+    fn report_lines() {
+        let line = Check::fail("bad".into(), "do this".into()).to_string();
+        assert_eq!(line, "FAIL  bad\n      fix: do this");
+        assert_eq!(Check::pass("good".into()).to_string(), "PASS  good");
+    }
+}

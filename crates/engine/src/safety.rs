@@ -1,0 +1,160 @@
+//! Is an engine safe to put behind the gateway? Its socket must be reachable by root only (else
+//! the gateway can simply be walked around) and it must run containers in a user namespace (else
+//! root in a container is root on the host, and one missed rule is a host takeover).
+
+use crate::{client, EngineError};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::Path;
+
+/// What the checks found out about an engine that passed them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EngineFacts {
+    /// `ServerVersion` from `/info`.
+    pub version: String,
+    /// How containers are isolated: `userns` (userns-remap) or `rootless`.
+    pub isolation: Isolation,
+}
+
+/// How the engine maps container root.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Isolation {
+    /// `userns-remap`: container root is an unprivileged subordinate uid on the host.
+    UsernsRemap,
+    /// A rootless engine: the engine itself is unprivileged.
+    Rootless,
+}
+
+/// Who besides root can open a socket, if anyone.
+///
+/// Returns a sentence naming the way in, or `None` when only root can connect.
+///
+/// # Errors
+/// [`EngineError::Socket`] when the socket cannot be examined.
+pub fn socket_exposure(socket: &Path) -> Result<Option<String>, EngineError> {
+    let meta = std::fs::metadata(socket).map_err(|source| EngineError::Socket {
+        socket: socket.to_owned(),
+        source,
+    })?;
+    let mode = meta.permissions().mode() & 0o7777;
+    Ok(exposure(
+        meta.uid(),
+        meta.gid(),
+        mode,
+        &group_name(meta.gid()),
+    ))
+}
+
+/// The pure rule behind [`socket_exposure`].
+#[must_use]
+pub fn exposure(uid: u32, gid: u32, mode: u32, group: &str) -> Option<String> {
+    // Connecting to a unix socket needs write permission on it; read and execute bits do not
+    // matter.
+    if uid != 0 && mode & 0o200 != 0 {
+        return Some(format!(
+            "it is owned by uid {uid}, who can connect to it (mode {mode:04o})"
+        ));
+    }
+    if mode & 0o002 != 0 {
+        return Some(format!("every user can connect to it (mode {mode:04o})"));
+    }
+    if gid != 0 && mode & 0o020 != 0 {
+        return Some(format!(
+            "members of group {group} can connect to it (mode {mode:04o})"
+        ));
+    }
+    None
+}
+
+fn group_name(gid: u32) -> String {
+    nix::unistd::Group::from_gid(nix::unistd::Gid::from_raw(gid))
+        .ok()
+        .flatten()
+        .map_or_else(|| gid.to_string(), |g| g.name)
+}
+
+/// Whether `/info`'s `SecurityOptions` show user namespaces or a rootless engine.
+#[must_use]
+pub fn isolation_from_info(info: &serde_json::Value) -> Option<Isolation> {
+    let options = info.get("SecurityOptions")?.as_array()?;
+    let has = |name: &str| {
+        options.iter().filter_map(|o| o.as_str()).any(|o| {
+            o.split(',')
+                .any(|field| field.strip_prefix("name=") == Some(name))
+        })
+    };
+    if has("userns") {
+        Some(Isolation::UsernsRemap)
+    } else if has("rootless") {
+        Some(Isolation::Rootless)
+    } else {
+        None
+    }
+}
+
+/// Checks that the engine at `socket` is safe to serve: root-only socket, user namespaces on.
+///
+/// # Errors
+/// [`EngineError::Unreachable`], [`EngineError::Socket`], [`EngineError::SocketExposed`] or
+/// [`EngineError::NoUserNamespaces`].
+pub async fn check_engine(socket: &Path) -> Result<EngineFacts, EngineError> {
+    if let Some(way_in) = socket_exposure(socket)? {
+        return Err(EngineError::SocketExposed {
+            socket: socket.to_owned(),
+            way_in,
+        });
+    }
+    let info = client::get_json(socket, "/info").await?;
+    let isolation = isolation_from_info(&info).ok_or_else(|| EngineError::NoUserNamespaces {
+        socket: socket.to_owned(),
+    })?;
+    let version = info
+        .get("ServerVersion")
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or("unknown")
+        .to_owned();
+    Ok(EngineFacts { version, isolation })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn root_only_sockets_pass() {
+        assert_eq!(exposure(0, 0, 0o660, "root"), None);
+        assert_eq!(exposure(0, 0, 0o600, "root"), None);
+        assert_eq!(exposure(0, 107, 0o600, "docker"), None);
+    }
+
+    #[test]
+    fn exposed_sockets_are_named() {
+        let docker = exposure(0, 107, 0o660, "docker").unwrap();
+        assert!(docker.contains("group docker"), "{docker}");
+        assert!(exposure(0, 0, 0o666, "root")
+            .unwrap()
+            .contains("every user"));
+        assert!(exposure(0, 0, 0o602, "root").is_some());
+        assert!(exposure(0, 107, 0o620, "docker").is_some());
+        // Without write permission nobody can connect.
+        assert_eq!(exposure(0, 0, 0o755, "root"), None);
+        assert_eq!(exposure(0, 107, 0o640, "docker"), None);
+        assert!(exposure(1000, 0, 0o600, "root")
+            .unwrap()
+            .contains("uid 1000"));
+    }
+
+    #[test]
+    fn isolation_is_read_from_security_options() {
+        let remap = json!({"SecurityOptions": ["name=seccomp,profile=default", "name=userns"]});
+        assert_eq!(isolation_from_info(&remap), Some(Isolation::UsernsRemap));
+        let rootless = json!({"SecurityOptions": ["name=seccomp,profile=default", "name=rootless", "name=cgroupns"]});
+        assert_eq!(isolation_from_info(&rootless), Some(Isolation::Rootless));
+        let plain = json!({"SecurityOptions": ["name=seccomp,profile=default", "name=apparmor"]});
+        assert_eq!(isolation_from_info(&plain), None);
+        // A look-alike option must not count.
+        let fake = json!({"SecurityOptions": ["name=usernsx", "name=seccomp,profile=userns"]});
+        assert_eq!(isolation_from_info(&fake), None);
+        assert_eq!(isolation_from_info(&json!({})), None);
+    }
+}

@@ -1,0 +1,173 @@
+//! The users' socket: created with its final mode and group before it becomes visible, removed on
+//! drop.
+
+use crate::GatewayError;
+use std::io;
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use tokio::net::{UnixListener, UnixStream};
+
+/// Who may connect to the gateway socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SocketOwnership {
+    /// Group owning the socket (the socket's owner is the gateway's own uid, root).
+    pub gid: u32,
+    /// Permission bits; 0o660 lets the owner and the group connect.
+    pub mode: u32,
+}
+
+/// A bound gateway socket. Dropping it removes the socket file if it is still the one bound here.
+#[derive(Debug)]
+pub struct GatewayListener {
+    listener: UnixListener,
+    path: PathBuf,
+    inode: u64,
+}
+
+impl GatewayListener {
+    /// Binds `path` with `ownership`.
+    ///
+    /// The socket is bound under a temporary name in the same directory, given its mode and group,
+    /// and only then renamed into place, so there is no moment at which it is reachable with the
+    /// process umask's permissions. A stale socket left by a dead gateway is replaced; a live one,
+    /// or anything that is not a socket, is an error.
+    ///
+    /// # Errors
+    /// [`GatewayError::InUse`], [`GatewayError::NotASocket`] or [`GatewayError::Listen`].
+    pub fn bind(path: &Path, ownership: SocketOwnership) -> Result<Self, GatewayError> {
+        let listen_err = |source| GatewayError::Listen {
+            path: path.to_owned(),
+            source,
+        };
+        match std::fs::symlink_metadata(path) {
+            Ok(meta) if !meta.file_type().is_socket() => {
+                return Err(GatewayError::NotASocket {
+                    path: path.to_owned(),
+                })
+            }
+            Ok(_) => {
+                if std::os::unix::net::UnixStream::connect(path).is_ok() {
+                    return Err(GatewayError::InUse {
+                        path: path.to_owned(),
+                    });
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(listen_err(e)),
+        }
+        let file_name = path
+            .file_name()
+            .ok_or_else(|| listen_err(io::Error::other("the path has no file name")))?;
+        let mut temp_name = file_name.to_owned();
+        temp_name.push(format!(".binding.{}", std::process::id()));
+        let temp = path.with_file_name(temp_name);
+        // A leftover from an earlier crash of this same pid number is ours to remove.
+        let _ = std::fs::remove_file(&temp);
+        let listener = UnixListener::bind(&temp).map_err(listen_err)?;
+        let setup = || -> io::Result<u64> {
+            std::fs::set_permissions(&temp, std::fs::Permissions::from_mode(ownership.mode))?;
+            std::os::unix::fs::chown(&temp, None, Some(ownership.gid))?;
+            let inode = std::fs::symlink_metadata(&temp)?.ino();
+            std::fs::rename(&temp, path)?;
+            Ok(inode)
+        };
+        match setup() {
+            Ok(inode) => Ok(Self {
+                listener,
+                path: path.to_owned(),
+                inode,
+            }),
+            Err(e) => {
+                let _ = std::fs::remove_file(&temp);
+                Err(listen_err(e))
+            }
+        }
+    }
+
+    /// The socket path.
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub(crate) async fn accept(&self) -> io::Result<UnixStream> {
+        self.listener.accept().await.map(|(stream, _)| stream)
+    }
+}
+
+impl Drop for GatewayListener {
+    fn drop(&mut self) {
+        let ours = std::fs::symlink_metadata(&self.path)
+            .map(|m| m.ino() == self.inode)
+            .unwrap_or(false);
+        if ours {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn own_gid() -> u32 {
+        nix::unistd::getegid().as_raw()
+    }
+
+    #[tokio::test]
+    async fn socket_gets_mode_and_is_removed_on_drop() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gw.sock");
+        let ownership = SocketOwnership {
+            gid: own_gid(),
+            mode: 0o660,
+        };
+        let listener = GatewayListener::bind(&path, ownership).unwrap();
+        let meta = std::fs::symlink_metadata(&path).unwrap();
+        assert!(meta.file_type().is_socket());
+        assert_eq!(meta.mode() & 0o7777, 0o660);
+        assert_eq!(meta.gid(), own_gid());
+        // No temporary name is left behind.
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+        drop(listener);
+        assert!(!path.exists());
+    }
+
+    #[tokio::test]
+    async fn live_socket_is_not_stolen_and_stale_one_is_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gw.sock");
+        let ownership = SocketOwnership {
+            gid: own_gid(),
+            mode: 0o660,
+        };
+        let first = GatewayListener::bind(&path, ownership).unwrap();
+        assert!(matches!(
+            GatewayListener::bind(&path, ownership),
+            Err(GatewayError::InUse { .. })
+        ));
+        drop(first);
+        // A stale socket file: bound, then the listener closed without removing it.
+        let stale = dir.path().join("stale.sock");
+        drop(std::os::unix::net::UnixListener::bind(&stale).unwrap());
+        let second = GatewayListener::bind(&stale, ownership).unwrap();
+        assert!(std::os::unix::net::UnixStream::connect(&stale).is_ok());
+        drop(second);
+    }
+
+    #[tokio::test]
+    async fn refuses_to_replace_a_regular_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("not-a-socket");
+        std::fs::write(&path, b"keep me").unwrap();
+        let ownership = SocketOwnership {
+            gid: own_gid(),
+            mode: 0o660,
+        };
+        assert!(matches!(
+            GatewayListener::bind(&path, ownership),
+            Err(GatewayError::NotASocket { .. })
+        ));
+        assert_eq!(std::fs::read(&path).unwrap(), b"keep me");
+    }
+}

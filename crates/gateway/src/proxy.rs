@@ -1,0 +1,364 @@
+//! One client connection: identify the peer, parse each request against the route table, forward
+//! what passes over this connection's own engine connection, stream the answer back.
+
+use crate::respond::{Body, BoxError, Refusal};
+use crate::GatewayConfig;
+use http::{header, HeaderMap, Request, Response, StatusCode, Version};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Instant;
+use stockade_engine_api::{Hijack, Route};
+use tokio::net::UnixStream;
+use tokio::sync::Mutex;
+use tokio::task::AbortHandle;
+
+/// Who is on the other end of a client connection, from `SO_PEERCRED`.
+#[derive(Debug, Clone, Copy)]
+struct Peer {
+    uid: u32,
+    gid: u32,
+    pid: Option<i32>,
+}
+
+/// An engine connection: the request handle and the task driving the socket. Dropping it ends
+/// the task, which closes the socket, which is how the engine learns that a client went away
+/// (and stops following logs or events for it).
+struct Upstream {
+    sender: SendRequest<Incoming>,
+    driver: AbortOnDrop,
+}
+
+struct AbortOnDrop(AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+struct Connection {
+    config: Arc<GatewayConfig>,
+    peer: Peer,
+    id: u64,
+    upstream: Mutex<Option<Upstream>>,
+}
+
+pub(crate) async fn serve_connection(stream: UnixStream, config: Arc<GatewayConfig>, id: u64) {
+    // Fail closed: a caller we cannot identify is not served at all.
+    let peer = match stream.peer_cred() {
+        Ok(cred) => Peer {
+            uid: cred.uid(),
+            gid: cred.gid(),
+            pid: cred.pid(),
+        },
+        Err(e) => {
+            tracing::warn!(conn = id, error = %e, "cannot read the peer's credentials; closing");
+            return;
+        }
+    };
+    tracing::debug!(
+        conn = id,
+        uid = peer.uid,
+        gid = peer.gid,
+        pid = peer.pid.unwrap_or(0),
+        "client connected"
+    );
+    let connection = Arc::new(Connection {
+        config: Arc::clone(&config),
+        peer,
+        id,
+        upstream: Mutex::new(None),
+    });
+    let service = hyper::service::service_fn(move |req| {
+        let connection = Arc::clone(&connection);
+        async move { Ok::<_, Infallible>(connection.handle(req).await) }
+    });
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(config.header_read_timeout)
+        .max_buf_size(config.max_head_bytes)
+        .keep_alive(true);
+    let served = builder
+        .serve_connection(TokioIo::new(stream), service)
+        .with_upgrades()
+        .await;
+    if let Err(e) = served {
+        tracing::debug!(conn = id, error = %e, "client connection ended with an error");
+    }
+}
+
+impl Connection {
+    async fn handle(&self, mut req: Request<Incoming>) -> Response<Body> {
+        let started = Instant::now();
+        let method = req.method().clone();
+        let path = req.uri().path().to_owned();
+        let route = match Route::parse(&method, &path) {
+            Ok(route) => route,
+            Err(e) => {
+                let refusal = Refusal::Denied(format!("enhanced container isolation: {e}"));
+                self.log(
+                    &method,
+                    &path,
+                    "-",
+                    StatusCode::FORBIDDEN,
+                    started,
+                    Some(refusal.message()),
+                );
+                return refusal.into_response();
+            }
+        };
+        let operation = route.operation.name();
+        let upgrade_requested = wants_upgrade(req.headers());
+        let result = match (route.operation.hijack(), upgrade_requested) {
+            (Hijack::Raw | Hijack::H2c, true) => {
+                let client_upgrade = hyper::upgrade::on(&mut req);
+                self.forward_upgrade(req, client_upgrade).await
+            }
+            (Hijack::H2c, false) => Err(Refusal::BadRequest(
+                "the BuildKit session endpoint needs an HTTP upgrade".to_owned(),
+            )),
+            (Hijack::No, true) => {
+                // The engine never upgrades these routes; forward as a plain request without the
+                // upgrade headers so no connection is taken over unexpectedly.
+                strip_upgrade(req.headers_mut());
+                self.forward(req).await
+            }
+            (_, false) => self.forward(req).await,
+        };
+        match result {
+            Ok(response) => {
+                self.log(&method, &path, operation, response.status(), started, None);
+                response
+            }
+            Err(refusal) => {
+                self.log(
+                    &method,
+                    &path,
+                    operation,
+                    refusal.status(),
+                    started,
+                    Some(refusal.message()),
+                );
+                refusal.into_response()
+            }
+        }
+    }
+
+    fn log(
+        &self,
+        method: &http::Method,
+        path: &str,
+        operation: &str,
+        status: StatusCode,
+        started: Instant,
+        refusal: Option<&str>,
+    ) {
+        let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        if let Some(reason) = refusal {
+            tracing::warn!(
+                conn = self.id,
+                uid = self.peer.uid,
+                pid = self.peer.pid.unwrap_or(0),
+                %method,
+                path,
+                operation,
+                status = status.as_u16(),
+                micros,
+                reason,
+                "request refused"
+            );
+        } else {
+            tracing::info!(
+                conn = self.id,
+                uid = self.peer.uid,
+                pid = self.peer.pid.unwrap_or(0),
+                %method,
+                path,
+                operation,
+                status = status.as_u16(),
+                micros,
+                "request forwarded"
+            );
+        }
+    }
+
+    /// Takes this connection's engine connection if it can carry another request, or opens one.
+    async fn take_upstream(&self) -> Result<Upstream, Refusal> {
+        let existing = self.upstream.lock().await.take();
+        if let Some(mut upstream) = existing {
+            if upstream.sender.ready().await.is_ok() {
+                return Ok(upstream);
+            }
+        }
+        self.connect().await
+    }
+
+    async fn connect(&self) -> Result<Upstream, Refusal> {
+        let engine = &self.config.engine;
+        let unavailable = |e: &dyn std::fmt::Display| {
+            Refusal::EngineUnavailable(format!(
+                "stockade cannot reach the docker engine at {}: {e}; check that the engine is running (stockade up starts it)",
+                engine.display()
+            ))
+        };
+        let stream = UnixStream::connect(engine)
+            .await
+            .map_err(|e| unavailable(&e))?;
+        let (sender, conn) = hyper::client::conn::http1::Builder::new()
+            .max_buf_size(self.config.max_head_bytes)
+            .handshake::<_, Incoming>(TokioIo::new(stream))
+            .await
+            .map_err(|e| unavailable(&e))?;
+        let id = self.id;
+        let task = tokio::spawn(async move {
+            if let Err(e) = conn.with_upgrades().await {
+                tracing::debug!(conn = id, error = %e, "engine connection ended with an error");
+            }
+        });
+        Ok(Upstream {
+            sender,
+            driver: AbortOnDrop(task.abort_handle()),
+        })
+    }
+
+    async fn forward(&self, req: Request<Incoming>) -> Result<Response<Body>, Refusal> {
+        let mut upstream = self.take_upstream().await?;
+        let response = upstream
+            .sender
+            .send_request(req)
+            .await
+            .map_err(|e| self.broken_exchange(&e))?;
+        *self.upstream.lock().await = Some(upstream);
+        Ok(stream_back(response))
+    }
+
+    async fn forward_upgrade(
+        &self,
+        req: Request<Incoming>,
+        client_upgrade: hyper::upgrade::OnUpgrade,
+    ) -> Result<Response<Body>, Refusal> {
+        let mut upstream = self.take_upstream().await?;
+        let mut response = upstream
+            .sender
+            .send_request(req)
+            .await
+            .map_err(|e| self.broken_exchange(&e))?;
+        if response.status() != StatusCode::SWITCHING_PROTOCOLS {
+            // The engine answered without taking the connection over (an error, or an old-style
+            // stream): pass that answer through and keep the connection for further requests.
+            *self.upstream.lock().await = Some(upstream);
+            return Ok(stream_back(response));
+        }
+        let engine_upgrade = hyper::upgrade::on(&mut response);
+        let id = self.id;
+        tokio::spawn(async move {
+            // The engine connection's driver must live until the engine side is handed over.
+            let _driver = upstream.driver;
+            let (client, engine) = match tokio::try_join!(client_upgrade, engine_upgrade) {
+                Ok(pair) => pair,
+                Err(e) => {
+                    tracing::debug!(conn = id, error = %e, "upgrade did not complete");
+                    return;
+                }
+            };
+            let mut client = TokioIo::new(client);
+            let mut engine = TokioIo::new(engine);
+            match tokio::io::copy_bidirectional_with_sizes(
+                &mut client,
+                &mut engine,
+                COPY_BUFFER,
+                COPY_BUFFER,
+            )
+            .await
+            {
+                Ok((up, down)) => {
+                    tracing::debug!(
+                        conn = id,
+                        bytes_to_engine = up,
+                        bytes_to_client = down,
+                        "hijacked stream closed"
+                    );
+                }
+                Err(e) => tracing::debug!(conn = id, error = %e, "hijacked stream broke"),
+            }
+        });
+        let (parts, _) = response.into_parts();
+        let mut answer = Response::from_parts(parts, crate::respond::full(bytes::Bytes::new()));
+        *answer.version_mut() = Version::HTTP_11;
+        Ok(answer)
+    }
+
+    fn broken_exchange(&self, e: &hyper::Error) -> Refusal {
+        Refusal::EngineUnavailable(format!(
+            "the docker engine at {} closed the connection before answering ({e}); retry, and check the engine's log if it persists",
+            self.config.engine.display()
+        ))
+    }
+}
+
+/// Buffer size for hijacked streams: large enough that bulk stdin/stdout moves in few syscalls.
+const COPY_BUFFER: usize = 256 * 1024;
+
+/// Streams the engine's answer back as it arrives, never buffering the body.
+///
+/// A response that carries neither `Content-Length` nor chunked framing is delimited by the
+/// engine closing the connection (attach and exec start without an upgrade do this); it is sent
+/// on as HTTP/1.0 so that it stays close-delimited, because clients such as docker-py read the
+/// raw socket after the head and would see chunk framing as data.
+fn stream_back(response: Response<Incoming>) -> Response<Body> {
+    let (mut parts, body) = response.into_parts();
+    let close_delimited = !parts.headers.contains_key(header::CONTENT_LENGTH)
+        && !parts.headers.contains_key(header::TRANSFER_ENCODING)
+        && body_allowed(parts.status)
+        && !http_body::Body::is_end_stream(&body);
+    parts.version = if close_delimited {
+        Version::HTTP_10
+    } else {
+        Version::HTTP_11
+    };
+    let body = body.map_err(|e| -> BoxError { Box::new(e) }).boxed_unsync();
+    Response::from_parts(parts, body)
+}
+
+fn body_allowed(status: StatusCode) -> bool {
+    !(status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED)
+}
+
+fn wants_upgrade(headers: &HeaderMap) -> bool {
+    headers.contains_key(header::UPGRADE)
+        && headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|token| token.trim().eq_ignore_ascii_case("upgrade"))
+}
+
+fn strip_upgrade(headers: &mut HeaderMap) {
+    headers.remove(header::UPGRADE);
+    headers.remove(header::CONNECTION);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upgrade_needs_both_headers() {
+        let mut headers = HeaderMap::new();
+        assert!(!wants_upgrade(&headers));
+        headers.insert(header::UPGRADE, "tcp".parse().unwrap());
+        assert!(!wants_upgrade(&headers));
+        headers.insert(header::CONNECTION, "keep-alive, Upgrade".parse().unwrap());
+        assert!(wants_upgrade(&headers));
+        strip_upgrade(&mut headers);
+        assert!(!wants_upgrade(&headers));
+    }
+}

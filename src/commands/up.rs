@@ -1,0 +1,85 @@
+//! `stockade up`: the one-command start. A private hardened dockerd and the gateway in front of
+//! it, in the foreground until Ctrl-C or SIGTERM, then both stopped in order.
+
+use super::{group_id, Signals};
+use crate::failure::Failure;
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Duration;
+use stockade_engine::{BridgeSubnet, EngineSettings, Layout, ManagedEngine};
+use stockade_gateway::{GatewayListener, SocketOwnership};
+
+/// Flags of `stockade up`.
+#[derive(Debug, clap::Args)]
+pub struct UpArgs {
+    /// Keep everything (data, config, logs and both sockets) in this directory instead of
+    /// /var/lib/stockade and /run/stockade.
+    #[arg(long)]
+    state_dir: Option<PathBuf>,
+    /// The engine bridge's address and subnet.
+    #[arg(long, default_value = "10.213.0.1/24")]
+    bridge_subnet: BridgeSubnet,
+    /// Address pool for user-defined networks, split into /24 networks.
+    #[arg(long, default_value = "10.214.0.0/16")]
+    network_pool: String,
+    /// Group that may connect to the gateway socket (mode 0660).
+    #[arg(long, default_value = "docker")]
+    group: String,
+}
+
+pub async fn run(args: UpArgs) -> Result<(), Failure> {
+    if !nix::unistd::geteuid().is_root() {
+        return Err(Failure::unsafe_env(
+            "stockade up must run as root (it starts dockerd and creates a network bridge); run it with sudo",
+        ));
+    }
+    let dockerd = stockade_engine::find_dockerd().ok_or_else(|| {
+        Failure::unsafe_env("dockerd was not found; install it with `apt-get install docker.io`")
+    })?;
+    let gid = group_id(&args.group)?;
+    let layout = match &args.state_dir {
+        Some(dir) => Layout::in_state_dir(&absolute(dir)?),
+        None => Layout::system(),
+    };
+    let mut signals = Signals::install()?;
+    let settings = EngineSettings {
+        layout: layout.clone(),
+        bridge_subnet: args.bridge_subnet,
+        address_pool: (args.network_pool.clone(), 24),
+        dockerd,
+        env: Vec::new(),
+        start_timeout: Duration::from_secs(60),
+    };
+    let mut engine = ManagedEngine::start(settings)
+        .await
+        .map_err(|e| Failure::unsafe_env(e.to_string()))?;
+    let result = serve(&layout, gid, &mut signals).await;
+    engine.stop().await;
+    result
+}
+
+async fn serve(layout: &Layout, gid: u32, signals: &mut Signals) -> Result<(), Failure> {
+    // The engine we just configured must pass the same checks `serve` applies to any engine.
+    let facts = stockade_engine::check_engine(&layout.engine_socket)
+        .await
+        .map_err(|e| Failure::unsafe_env(e.to_string()))?;
+    tracing::info!(version = %facts.version, isolation = ?facts.isolation, "managed engine ready");
+    let listener =
+        GatewayListener::bind(&layout.gateway_socket, SocketOwnership { gid, mode: 0o660 })
+            .map_err(|e| Failure::unsafe_env(e.to_string()))?;
+    {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(
+            out,
+            "export DOCKER_HOST=unix://{}",
+            layout.gateway_socket.display()
+        );
+        let _ = out.flush();
+    }
+    super::serve::serve_on(listener, layout.engine_socket.clone(), signals).await
+}
+
+fn absolute(dir: &std::path::Path) -> Result<PathBuf, Failure> {
+    std::path::absolute(dir)
+        .map_err(|e| Failure::usage(format!("--state-dir {}: {e}", dir.display())))
+}
