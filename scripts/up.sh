@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs what Stockade needs on a fresh Debian 12 machine (only what is missing), builds it and
+# runs `stockade up` in the foreground. Extra arguments go to `stockade up`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "scripts/up.sh: run as root (it installs packages and starts dockerd): sudo $0 $*" >&2
+    exit 3
+fi
+
+packages=(docker.io iproute2 nftables busybox-static ca-certificates)
+missing=()
+for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+    echo "installing: ${missing[*]}" >&2
+    DEBIAN_FRONTEND=noninteractive apt-get update -q
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+getent group docker >/dev/null || groupadd --system docker
+
+if ! command -v cargo >/dev/null; then
+    echo "scripts/up.sh: cargo is missing; install Rust (https://rustup.rs) and run this again" >&2
+    exit 3
+fi
+cargo build --release --locked --bin stockade
+exec target/release/stockade up "$@"
