@@ -1,0 +1,928 @@
+//! The gateway end to end: the stock docker CLI through `stockade serve` against a real userns
+//! dockerd and a real registry. One rig for the whole binary, set up once and torn down after all
+//! trials (libtest-mimic), trials run one at a time because some count the gateway's sockets.
+//!
+//! Security trials check the effect on the engine itself, not only the status code.
+
+use libtest_mimic::{Arguments, Failed, Trial};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use stockade_test_support::{
+    http, run_with_timeout, scratch_dir, unique, Docker, EngineOptions, Gateway, Rig, Spawned,
+    TestEngine, TEST_IMAGE,
+};
+
+const STOCKADE: &str = env!("CARGO_BIN_EXE_stockade");
+const SHORT: Duration = Duration::from_secs(60);
+const LONG: Duration = Duration::from_secs(240);
+
+type Outcome = Result<(), Failed>;
+type TrialFn = fn(&Rig) -> Outcome;
+
+#[allow(clippy::print_stderr)] // the harness reports setup failures itself
+fn main() {
+    let mut args = Arguments::from_args();
+    if args.test_threads.is_none() {
+        args.test_threads = Some(1);
+    }
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("the gateway tests start dockerd and need root: run them with sudo");
+        std::process::exit(1);
+    }
+    let rig = match Rig::start(Path::new(STOCKADE)) {
+        Ok(rig) => Arc::new(rig),
+        Err(e) => {
+            eprintln!("cannot set up the test rig: {e}");
+            std::process::exit(1);
+        }
+    };
+    let trials: Vec<(&str, TrialFn)> = vec![
+        ("run_rm_prints_output", run_rm_prints_output),
+        ("run_i_passes_stdin_and_exits", run_i_passes_stdin_and_exits),
+        (
+            "exec_i_round_trips_a_megabyte",
+            exec_i_round_trips_a_megabyte,
+        ),
+        ("run_it_works_under_a_pty", run_it_works_under_a_pty),
+        (
+            "exec_without_upgrade_streams_close_delimited",
+            exec_without_upgrade_streams_close_delimited,
+        ),
+        (
+            "logs_follow_cancel_releases_engine_connection",
+            logs_follow_cancel_releases_engine_connection,
+        ),
+        ("cp_in_and_out_keeps_content", cp_in_and_out_keeps_content),
+        ("build_classic", build_classic),
+        ("build_buildkit_session", build_buildkit_session),
+        (
+            "push_and_pull_through_local_registry",
+            push_and_pull_through_local_registry,
+        ),
+        ("events_stream_shows_create", events_stream_shows_create),
+        ("stats_no_stream", stats_no_stream),
+        ("volume_and_network_create_rm", volume_and_network_create_rm),
+        ("save_and_load_50_mb_image", save_and_load_50_mb_image),
+        ("many_clients_at_once", many_clients_at_once),
+        (
+            "closed_areas_are_refused_without_effect",
+            closed_areas_are_refused_without_effect,
+        ),
+        (
+            "non_canonical_paths_are_refused",
+            non_canonical_paths_are_refused,
+        ),
+        (
+            "malformed_http_gets_400_and_close",
+            malformed_http_gets_400_and_close,
+        ),
+        (
+            "engine_gone_gives_502_naming_socket",
+            engine_gone_gives_502_naming_socket,
+        ),
+        (
+            "serve_refuses_engine_without_userns",
+            serve_refuses_engine_without_userns,
+        ),
+        (
+            "serve_refuses_world_writable_engine_socket",
+            serve_refuses_world_writable_engine_socket,
+        ),
+        (
+            "gateway_socket_mode_and_non_root_callers",
+            gateway_socket_mode_and_non_root_callers,
+        ),
+        ("doctor_reports_the_engine", doctor_reports_the_engine),
+        ("up_starts_and_stops_cleanly", up_starts_and_stops_cleanly),
+    ];
+    let trials = trials
+        .into_iter()
+        .map(|(name, f)| {
+            let rig = Arc::clone(&rig);
+            Trial::test(name, move || f(&rig))
+        })
+        .collect();
+    let conclusion = libtest_mimic::run(&args, trials);
+    drop(rig);
+    conclusion.exit();
+}
+
+fn ensure(condition: bool, message: impl FnOnce() -> String) -> Outcome {
+    if condition {
+        Ok(())
+    } else {
+        Err(message().into())
+    }
+}
+
+fn must(docker: &Docker, args: &[&str]) -> Result<String, Failed> {
+    let done = docker.run(args, None, LONG)?;
+    ensure(done.success(), || {
+        format!("docker {args:?}: {}", done.describe())
+    })?;
+    Ok(done.stdout)
+}
+
+/// Runs a detached `sleep` container through the gateway and returns its name.
+fn sleeper(rig: &Rig, tag: &str) -> Result<String, Failed> {
+    let name = unique(tag);
+    must(
+        &rig.cli(),
+        &["run", "-d", "--name", &name, TEST_IMAGE, "sleep", "300"],
+    )?;
+    Ok(name)
+}
+
+fn remove(rig: &Rig, name: &str) {
+    let _ = rig.engine_cli().run(&["rm", "-f", name], None, SHORT);
+}
+
+fn run_rm_prints_output(rig: &Rig) -> Outcome {
+    let out = must(
+        &rig.cli(),
+        &["run", "--rm", TEST_IMAGE, "echo", "hello-stockade"],
+    )?;
+    ensure(out == "hello-stockade\n", || format!("got {out:?}"))
+}
+
+fn run_i_passes_stdin_and_exits(rig: &Rig) -> Outcome {
+    let done = rig.cli().run(
+        &["run", "-i", "--rm", TEST_IMAGE, "cat"],
+        Some(b"hi\n"),
+        SHORT,
+    )?;
+    ensure(done.success() && done.stdout == "hi\n", || done.describe())
+}
+
+fn exec_i_round_trips_a_megabyte(rig: &Rig) -> Outcome {
+    let name = sleeper(rig, "exec")?;
+    let input: Vec<u8> = (0..1_048_576u32)
+        .map(|i| b"stockade\n"[(i % 9) as usize])
+        .collect();
+    let done = rig
+        .cli()
+        .run(&["exec", "-i", &name, "cat"], Some(&input), SHORT);
+    remove(rig, &name);
+    let done = done?;
+    ensure(done.success(), || done.describe())?;
+    ensure(done.stdout.as_bytes() == input.as_slice(), || {
+        format!(
+            "{} bytes back instead of {}",
+            done.stdout.len(),
+            input.len()
+        )
+    })
+}
+
+fn run_it_works_under_a_pty(rig: &Rig) -> Outcome {
+    let command = rig.cli().command();
+    let docker_line = format!("docker run -it --rm {TEST_IMAGE} sh -c 'tty; echo pty-ok'");
+    let mut script = std::process::Command::new("script");
+    script.args(["-qec", &docker_line, "/dev/null"]);
+    for (key, value) in command.get_envs() {
+        if let Some(value) = value {
+            script.env(key, value);
+        }
+    }
+    let done = run_with_timeout(&mut script, None, SHORT)?;
+    ensure(
+        done.success() && done.stdout.contains("/dev/pts/") && done.stdout.contains("pty-ok"),
+        || done.describe(),
+    )
+}
+
+fn exec_without_upgrade_streams_close_delimited(rig: &Rig) -> Outcome {
+    let name = sleeper(rig, "noupgrade")?;
+    let result = (|| -> Outcome {
+        let created = http::request(
+            rig.gateway.socket(),
+            "POST",
+            &format!("/v1.41/containers/{name}/exec"),
+            &[("Content-Type", "application/json")],
+            br#"{"AttachStdout":true,"Cmd":["echo","no-upgrade-output"]}"#,
+        )?;
+        ensure(created.status == 201, || {
+            format!("exec create: {created:?}")
+        })?;
+        let id = created.json()["Id"].as_str().unwrap_or_default().to_owned();
+        let body = r#"{"Detach":false,"Tty":false}"#;
+        let raw = http::exchange(
+            rig.gateway.socket(),
+            format!(
+                "POST /v1.41/exec/{id}/start HTTP/1.1\r\nHost: docker\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            )
+            .as_bytes(),
+            Duration::from_secs(30),
+        )?;
+        let answer = http::parse(&raw).ok_or("unparsable answer")?;
+        ensure(answer.status == 200, || format!("status {}", answer.status))?;
+        // docker-py reads the raw socket after the head: no chunk framing may appear.
+        ensure(
+            !answer.headers.iter().any(|(n, _)| n == "transfer-encoding"),
+            || format!("answer was re-framed: {:?}", answer.headers),
+        )?;
+        // One stdout frame: 8-byte header (stream 1, length) then the payload.
+        ensure(
+            answer.body.len() > 8
+                && answer.body[0] == 1
+                && answer.body[8..] == *b"no-upgrade-output\n",
+            || format!("body {:?}", String::from_utf8_lossy(&answer.body)),
+        )
+    })();
+    remove(rig, &name);
+    result
+}
+
+fn logs_follow_cancel_releases_engine_connection(rig: &Rig) -> Outcome {
+    let name = unique("logs");
+    must(
+        &rig.cli(),
+        &[
+            "run",
+            "-d",
+            "--name",
+            &name,
+            TEST_IMAGE,
+            "sh",
+            "-c",
+            "while true; do echo tick; sleep 0.1; done",
+        ],
+    )?;
+    let result = (|| -> Outcome {
+        // Let the CLI's own connections settle before counting.
+        std::thread::sleep(Duration::from_millis(300));
+        let baseline = rig.gateway.socket_fds();
+        let dir = scratch_dir("logs")?;
+        let out_path = dir.join("out");
+        let out = std::fs::File::create(&out_path)?;
+        let mut command = rig.cli().command();
+        command
+            .args(["logs", "-f", &name])
+            .stdout(out)
+            .stderr(std::process::Stdio::null());
+        let mut follower = Spawned::start(
+            &mut command,
+            nix::sys::signal::Signal::SIGKILL,
+            Duration::from_secs(5),
+        )?;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::fs::read_to_string(&out_path)?.matches("tick").count() < 5 {
+            ensure(Instant::now() < deadline, || {
+                "logs -f printed no ticks".into()
+            })?;
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let during = rig.gateway.socket_fds();
+        ensure(during >= baseline + 2, || {
+            format!("expected a client and an engine connection, fds {baseline} -> {during}")
+        })?;
+        follower.stop();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let now = rig.gateway.socket_fds();
+            if now <= baseline {
+                break;
+            }
+            ensure(Instant::now() < deadline, || {
+                format!(
+                    "gateway still holds {now} sockets (baseline {baseline}) after the client left"
+                )
+            })?;
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+        Ok(())
+    })();
+    remove(rig, &name);
+    result
+}
+
+fn cp_in_and_out_keeps_content(rig: &Rig) -> Outcome {
+    let name = sleeper(rig, "cp")?;
+    let result = (|| -> Outcome {
+        let dir = scratch_dir("cp")?;
+        let source = dir.join("payload.bin");
+        let mut payload = vec![0u8; 4 * 1024 * 1024];
+        let mut state: u32 = 0x1234_5678;
+        for byte in &mut payload {
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            *byte = state.to_le_bytes()[0];
+        }
+        std::fs::write(&source, &payload)?;
+        must(
+            &rig.cli(),
+            &[
+                "cp",
+                &source.to_string_lossy(),
+                &format!("{name}:/tmp/payload.bin"),
+            ],
+        )?;
+        let back = dir.join("back.bin");
+        must(
+            &rig.cli(),
+            &[
+                "cp",
+                &format!("{name}:/tmp/payload.bin"),
+                &back.to_string_lossy(),
+            ],
+        )?;
+        let returned = std::fs::read(&back)?;
+        let _ = std::fs::remove_dir_all(&dir);
+        ensure(returned == payload, || {
+            format!(
+                "{} bytes came back, {} went in, content differs",
+                returned.len(),
+                payload.len()
+            )
+        })
+    })();
+    remove(rig, &name);
+    result
+}
+
+fn write_context(dockerfile: &str) -> Result<PathBuf, Failed> {
+    let dir = scratch_dir("ctx")?;
+    std::fs::write(dir.join("Dockerfile"), dockerfile)?;
+    std::fs::write(dir.join("data.txt"), "from-context\n")?;
+    Ok(dir)
+}
+
+fn build_and_run(rig: &Rig, cli: &Docker, tag: &str) -> Outcome {
+    let image = format!("{}:t", unique(tag));
+    let ctx = write_context(&format!(
+        "FROM {TEST_IMAGE}\nCOPY data.txt /data.txt\nRUN echo built-by-{tag} >> /data.txt\nCMD [\"cat\", \"/data.txt\"]\n"
+    ))?;
+    let done = cli.run(&["build", "-t", &image, &ctx.to_string_lossy()], None, LONG)?;
+    let _ = std::fs::remove_dir_all(&ctx);
+    ensure(done.success(), || format!("build: {}", done.describe()))?;
+    let out = must(&rig.cli(), &["run", "--rm", &image]);
+    let _ = rig.engine_cli().run(&["rmi", "-f", &image], None, SHORT);
+    let out = out?;
+    ensure(out == format!("from-context\nbuilt-by-{tag}\n"), || {
+        format!("got {out:?}")
+    })
+}
+
+fn build_classic(rig: &Rig) -> Outcome {
+    build_and_run(rig, &rig.cli().with_env("DOCKER_BUILDKIT", "0"), "classic")
+}
+
+fn build_buildkit_session(rig: &Rig) -> Outcome {
+    // Debian's 20.10 CLI has BuildKit built in (the newer CLI needs the buildx plugin, which
+    // Debian 12 does not package); it drives the /session upgrade and /build?version=2.
+    let legacy = Path::new("/usr/bin/docker");
+    ensure(legacy.exists(), || {
+        "/usr/bin/docker (Debian's docker.io CLI) is missing; install docker.io".into()
+    })?;
+    build_and_run(
+        rig,
+        &rig.cli()
+            .with_program(legacy)
+            .with_env("DOCKER_BUILDKIT", "1"),
+        "buildkit",
+    )?;
+    ensure(rig.gateway.log().contains("build_session"), || {
+        "the BuildKit build did not go through the /session route".into()
+    })
+}
+
+fn push_and_pull_through_local_registry(rig: &Rig) -> Outcome {
+    let repo = unique("push");
+    let image = format!("{}/{repo}:v1", rig.registry.host());
+    let cli = rig.cli();
+    must(&cli, &["tag", TEST_IMAGE, &image])?;
+    must(&cli, &["push", &image])?;
+    ensure(rig.registry.has_manifest(&repo, "v1"), || {
+        format!("the registry has no manifest for {repo}:v1")
+    })?;
+    must(&cli, &["rmi", &image])?;
+    let gone = rig
+        .engine_cli()
+        .run(&["image", "inspect", &image], None, SHORT)?;
+    ensure(!gone.success(), || {
+        "the image was still present before the pull".into()
+    })?;
+    must(&cli, &["pull", &image])?;
+    let present = rig
+        .engine_cli()
+        .run(&["image", "inspect", &image], None, SHORT)?;
+    let _ = rig.engine_cli().run(&["rmi", &image], None, SHORT);
+    ensure(present.success(), || {
+        format!("pulled image missing: {}", present.describe())
+    })
+}
+
+fn events_stream_shows_create(rig: &Rig) -> Outcome {
+    let name = unique("events");
+    let dir = scratch_dir("events")?;
+    let out_path = dir.join("out");
+    let mut command = rig.cli().command();
+    command
+        .args([
+            "events",
+            "--filter",
+            "type=container",
+            "--format",
+            "{{.Action}} {{.Actor.Attributes.name}}",
+        ])
+        .stdout(std::fs::File::create(&out_path)?)
+        .stderr(std::process::Stdio::null());
+    let _events = Spawned::start(
+        &mut command,
+        nix::sys::signal::Signal::SIGKILL,
+        Duration::from_secs(5),
+    )?;
+    std::thread::sleep(Duration::from_millis(500));
+    must(&rig.cli(), &["create", "--name", &name, TEST_IMAGE, "true"])?;
+    let expected = format!("create {name}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let result = loop {
+        if std::fs::read_to_string(&out_path)?.contains(&expected) {
+            break Ok(());
+        }
+        if Instant::now() > deadline {
+            break Err(format!("no {expected:?} event streamed").into());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    remove(rig, &name);
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+fn stats_no_stream(rig: &Rig) -> Outcome {
+    let name = sleeper(rig, "stats")?;
+    let out = must(
+        &rig.cli(),
+        &[
+            "stats",
+            "--no-stream",
+            "--format",
+            "{{.Name}} {{.MemUsage}}",
+            &name,
+        ],
+    );
+    remove(rig, &name);
+    let out = out?;
+    ensure(out.starts_with(&format!("{name} ")), || {
+        format!("got {out:?}")
+    })
+}
+
+fn volume_and_network_create_rm(rig: &Rig) -> Outcome {
+    let cli = rig.cli();
+    let engine = rig.engine_cli();
+    let volume = unique("vol");
+    must(&cli, &["volume", "create", &volume])?;
+    ensure(
+        engine
+            .run(&["volume", "inspect", &volume], None, SHORT)?
+            .success(),
+        || "volume not on the engine".into(),
+    )?;
+    must(&cli, &["volume", "rm", &volume])?;
+    ensure(
+        !engine
+            .run(&["volume", "inspect", &volume], None, SHORT)?
+            .success(),
+        || "volume still on the engine".into(),
+    )?;
+    let network = unique("net");
+    must(&cli, &["network", "create", &network])?;
+    ensure(
+        engine
+            .run(&["network", "inspect", &network], None, SHORT)?
+            .success(),
+        || "network not on the engine".into(),
+    )?;
+    must(&cli, &["network", "rm", &network])?;
+    ensure(
+        !engine
+            .run(&["network", "inspect", &network], None, SHORT)?
+            .success(),
+        || "network still on the engine".into(),
+    )
+}
+
+fn save_and_load_50_mb_image(rig: &Rig) -> Outcome {
+    let image = format!("{}:big", unique("load"));
+    let ctx = write_context(&format!(
+        "FROM {TEST_IMAGE}\nRUN dd if=/dev/urandom of=/big bs=1048576 count=50 && sha256sum /big > /big.sum\n"
+    ))?;
+    let cli = rig.cli().with_env("DOCKER_BUILDKIT", "0");
+    let built = cli.run(&["build", "-t", &image, &ctx.to_string_lossy()], None, LONG)?;
+    ensure(built.success(), || built.describe())?;
+    let tar = ctx.join("image.tar");
+    let result = (|| -> Outcome {
+        must(&cli, &["save", "-o", &tar.to_string_lossy(), &image])?;
+        let size = std::fs::metadata(&tar)?.len();
+        ensure(size > 50 * 1024 * 1024, || {
+            format!("saved archive is only {size} bytes")
+        })?;
+        must(&cli, &["rmi", &image])?;
+        must(&cli, &["load", "-i", &tar.to_string_lossy()])?;
+        let check = must(
+            &rig.cli(),
+            &["run", "--rm", &image, "sha256sum", "-c", "/big.sum"],
+        )?;
+        ensure(check.contains("/big: OK"), || {
+            format!("checksum after load: {check:?}")
+        })
+    })();
+    let _ = rig.engine_cli().run(&["rmi", "-f", &image], None, SHORT);
+    let _ = std::fs::remove_dir_all(&ctx);
+    result
+}
+
+fn many_clients_at_once(rig: &Rig) -> Outcome {
+    let socket = rig.gateway.socket().to_owned();
+    let workers: Vec<_> = (0..16)
+        .map(|_| {
+            let socket = socket.clone();
+            std::thread::spawn(move || -> Result<usize, String> {
+                let mut ok = 0;
+                for _ in 0..20 {
+                    let answer =
+                        http::request(&socket, "GET", "/v1.41/containers/json?all=1", &[], b"")
+                            .map_err(|e| e.to_string())?;
+                    if answer.status == 200 && answer.json().is_array() {
+                        ok += 1;
+                    }
+                }
+                Ok(ok)
+            })
+        })
+        .collect();
+    let mut total = 0;
+    for worker in workers {
+        total += worker.join().map_err(|_| "worker panicked")??;
+    }
+    ensure(total == 16 * 20, || {
+        format!("{total} of 320 requests answered 200 with a list")
+    })
+}
+
+fn closed_areas_are_refused_without_effect(rig: &Rig) -> Outcome {
+    let gw = rig.gateway.socket();
+    let engine = rig.engine.socket();
+    for (method, path) in [
+        ("POST", "/v1.41/swarm/init"),
+        ("POST", "/swarm/init"),
+        ("POST", "/v1.41/plugins/pull?remote=127.0.0.1:1/evil"),
+        ("GET", "/v1.41/libpod/info"),
+        ("GET", "/v1.41/services"),
+        ("GET", "/nodes"),
+        ("POST", "/v1.41/secrets/create"),
+        ("GET", "/configs"),
+        ("GET", "/v1.41/distribution/busybox/json"),
+        ("POST", "/grpc"),
+        ("GET", "/v1.41/no/such/route"),
+    ] {
+        let body: &[u8] = if method == "POST" {
+            br#"{"ListenAddr":"127.0.0.1:2377"}"#
+        } else {
+            b""
+        };
+        let answer = http::request(
+            gw,
+            method,
+            path,
+            &[("Content-Type", "application/json")],
+            body,
+        )?;
+        ensure(answer.status == 403, || {
+            format!("{method} {path}: {answer:?}")
+        })?;
+        let message = answer.message();
+        ensure(
+            message.starts_with("enhanced container isolation: ") && message.contains("not"),
+            || format!("{method} {path}: message {message:?}"),
+        )?;
+    }
+    // The effect: the engine never joined a swarm and has no plugin.
+    let info = http::request(&engine, "GET", "/info", &[], b"")?.json();
+    ensure(info["Swarm"]["LocalNodeState"] == "inactive", || {
+        format!("swarm state {:?}", info["Swarm"])
+    })?;
+    let plugins = http::request(&engine, "GET", "/plugins", &[], b"")?.json();
+    ensure(plugins.as_array().is_some_and(Vec::is_empty), || {
+        format!("plugins {plugins}")
+    })?;
+    // The CLI shows the message as is.
+    let done = rig.cli().run(&["swarm", "init"], None, SHORT)?;
+    ensure(
+        !done.success() && done.stderr.contains("enhanced container isolation:"),
+        || done.describe(),
+    )
+}
+
+fn non_canonical_paths_are_refused(rig: &Rig) -> Outcome {
+    for path in [
+        "/containers/%6Aso%6E",
+        "/v1.41/containers//json",
+        "/v1.41/containers/./json",
+        "/v1.41/containers/x/../../swarm/init",
+        "/v1.41/images/a/../../plugins/json",
+        "/v1.41/containers/json/",
+        "/v1.41%2fcontainers/json",
+    ] {
+        let answer = http::request(rig.gateway.socket(), "GET", path, &[], b"")?;
+        ensure(
+            answer.status == 403 && answer.message().contains("canonical"),
+            || format!("{path}: {} {:?}", answer.status, answer.message()),
+        )?;
+    }
+    Ok(())
+}
+
+fn malformed_http_gets_400_and_close(rig: &Rig) -> Outcome {
+    for garbage in [
+        &b"GARBAGE\r\n\r\n"[..],
+        b"GET /_ping HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab",
+        b"GET /_ping HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n",
+        b"POST /_ping HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        b"GET /_ping HTTP/1.1\r\nBad Header\r\n\r\n",
+        b"\x00\x01\x02\x03\r\n\r\n",
+    ] {
+        // exchange() returns once the server closes; a kept-open connection would hit the
+        // read timeout instead.
+        let started = Instant::now();
+        let raw = http::exchange(rig.gateway.socket(), garbage, Duration::from_secs(10))?;
+        ensure(raw.starts_with(b"HTTP/1.1 400"), || {
+            format!(
+                "{:?} got {:?}",
+                String::from_utf8_lossy(garbage),
+                String::from_utf8_lossy(&raw)
+            )
+        })?;
+        ensure(started.elapsed() < Duration::from_secs(5), || {
+            "connection was not closed".into()
+        })?;
+    }
+    // Still serving afterwards.
+    ensure(
+        http::request(rig.gateway.socket(), "GET", "/_ping", &[], b"")?.status == 200,
+        || "gateway stopped answering".into(),
+    )
+}
+
+fn engine_gone_gives_502_naming_socket(rig: &Rig) -> Outcome {
+    let dir = scratch_dir("502")?;
+    let link = dir.join("engine-link.sock");
+    std::os::unix::fs::symlink(rig.engine.socket(), &link)?;
+    let gateway = Gateway::start(Path::new(STOCKADE), &link, &dir.join("gw.sock"), &[])?;
+    std::fs::remove_file(&link)?;
+    let answer = http::request(gateway.socket(), "GET", "/v1.41/containers/json", &[], b"")?;
+    drop(gateway);
+    let _ = std::fs::remove_dir_all(&dir);
+    ensure(
+        answer.status == 502
+            && answer
+                .message()
+                .contains(&link.to_string_lossy().to_string()),
+        || format!("{} {:?}", answer.status, answer.message()),
+    )
+}
+
+fn serve_exit(engine: &Path, dir: &Path) -> Result<stockade_test_support::Finished, Failed> {
+    let mut command = std::process::Command::new(STOCKADE);
+    command.args([
+        "serve",
+        "--engine",
+        &format!("unix://{}", engine.display()),
+        "--listen",
+        &format!("unix://{}", dir.join("refused.sock").display()),
+    ]);
+    Ok(run_with_timeout(&mut command, None, SHORT)?)
+}
+
+fn serve_refuses_engine_without_userns(_rig: &Rig) -> Outcome {
+    let plain = TestEngine::start(&EngineOptions {
+        userns: false,
+        socket_mode: None,
+    })?;
+    let done = serve_exit(&plain.socket(), plain.dir())?;
+    ensure(
+        done.code == Some(3)
+            && done.stderr.contains("without user namespaces")
+            && done.stderr.contains("userns-remap"),
+        || done.describe(),
+    )?;
+    ensure(!plain.dir().join("refused.sock").exists(), || {
+        "a socket was created anyway".into()
+    })
+}
+
+fn serve_refuses_world_writable_engine_socket(rig: &Rig) -> Outcome {
+    let socket = rig.engine.socket();
+    std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o666))?;
+    let done = serve_exit(&socket, &rig.dir);
+    std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o660))?;
+    let done = done?;
+    ensure(
+        done.code == Some(3) && done.stderr.contains("every user can connect"),
+        || done.describe(),
+    )
+}
+
+fn gateway_socket_mode_and_non_root_callers(rig: &Rig) -> Outcome {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(rig.gateway.socket())?;
+    let docker_gid = nix::unistd::Group::from_name("docker")?
+        .ok_or("no docker group")?
+        .gid
+        .as_raw();
+    ensure(
+        meta.mode() & 0o7777 == 0o660 && meta.uid() == 0 && meta.gid() == docker_gid,
+        || {
+            format!(
+                "socket is {:o} {}:{}",
+                meta.mode() & 0o7777,
+                meta.uid(),
+                meta.gid()
+            )
+        },
+    )?;
+    let config = scratch_dir("u1000")?;
+    std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o777))?;
+    let as_user = |groups: &str| {
+        let mut command = std::process::Command::new("setpriv");
+        command
+            .args(["--reuid", "1000", "--regid", "1000"])
+            .args(if groups.is_empty() {
+                vec!["--clear-groups".to_owned()]
+            } else {
+                vec!["--groups".to_owned(), groups.to_owned()]
+            })
+            .args(["docker", "version", "--format", "{{.Server.Version}}"])
+            .env(
+                "DOCKER_HOST",
+                format!("unix://{}", rig.gateway.socket().display()),
+            )
+            .env("DOCKER_CONFIG", &config)
+            .env("HOME", &config);
+        run_with_timeout(&mut command, None, SHORT)
+    };
+    let member = as_user(&docker_gid.to_string())?;
+    ensure(member.success() && !member.stdout.trim().is_empty(), || {
+        format!("member: {}", member.describe())
+    })?;
+    let outsider = as_user("")?;
+    ensure(
+        !outsider.success() && outsider.stderr.contains("permission denied"),
+        || format!("outsider: {}", outsider.describe()),
+    )?;
+    let _ = std::fs::remove_dir_all(&config);
+    ensure(rig.gateway.log().contains("uid=1000"), || {
+        "the gateway did not log the caller's uid 1000".into()
+    })
+}
+
+fn doctor_reports_the_engine(rig: &Rig) -> Outcome {
+    let socket = rig.engine.socket();
+    let mut command = std::process::Command::new(STOCKADE);
+    command.args([
+        "doctor",
+        "--engine",
+        &format!("unix://{}", socket.display()),
+    ]);
+    let done = run_with_timeout(&mut command, None, SHORT)?;
+    let shown = socket.display().to_string();
+    ensure(
+        done.stdout.contains(&format!(
+            "PASS  engine socket {shown} can be opened by root only"
+        )) && done
+            .stdout
+            .contains(&format!("PASS  engine at {shown} isolates containers")),
+        || done.describe(),
+    )?;
+    // And it fails the same engine once its socket is opened to everyone.
+    std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o666))?;
+    let exposed = run_with_timeout(&mut command, None, SHORT);
+    std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o660))?;
+    let exposed = exposed?;
+    ensure(
+        exposed.code == Some(3)
+            && exposed.stdout.contains(&format!(
+                "FAIL  engine socket {shown}: every user can connect"
+            )),
+        || exposed.describe(),
+    )
+}
+
+fn up_starts_and_stops_cleanly(_rig: &Rig) -> Outcome {
+    let dir = scratch_dir("up")?;
+    let subnet = stockade_test_support::free_subnet()?;
+    let log = dir.join("up.log");
+    let out = dir.join("up.out");
+    let mut command = std::process::Command::new(STOCKADE);
+    command
+        .args([
+            "up",
+            "--state-dir",
+            &dir.join("s").to_string_lossy(),
+            "--bridge-subnet",
+            &subnet,
+            "--network-pool",
+            "10.232.0.0/16",
+        ])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::fs::File::create(&out)?)
+        .stderr(std::fs::File::create(&log)?);
+    let mut up = Spawned::start(
+        &mut command,
+        nix::sys::signal::Signal::SIGTERM,
+        Duration::from_secs(60),
+    )?;
+    let state = dir.join("s");
+    let expected = format!("export DOCKER_HOST=unix://{}/docker.sock", state.display());
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while !std::fs::read_to_string(&out)?.contains(&expected) {
+        ensure(Instant::now() < deadline && up.is_running(), || {
+            format!(
+                "no export line; log: {}",
+                stockade_test_support::log_tail(&log)
+            )
+        })?;
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let result = (|| -> Outcome {
+        let dockerd: i32 = std::fs::read_to_string(state.join("dockerd.pid"))?
+            .trim()
+            .parse()?;
+        let bridge = std::fs::read_to_string(state.join("daemon.json"))
+            .ok()
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+            .and_then(|v| v["bridge"].as_str().map(str::to_owned))
+            .ok_or("daemon.json has no bridge")?;
+        stockade_test_support::build_test_image(&state.join("engine.sock"))?;
+        let cli = Docker::new(&state.join("docker.sock"));
+        let ran = must(&cli, &["run", "--rm", TEST_IMAGE, "echo", "through-up"])?;
+        ensure(ran == "through-up\n", || format!("got {ran:?}"))?;
+        // A second instance on the same state directory is refused.
+        let mut second = std::process::Command::new(STOCKADE);
+        second.args([
+            "up",
+            "--state-dir",
+            &state.to_string_lossy(),
+            "--bridge-subnet",
+            "10.233.250.1/24",
+        ]);
+        let refused = run_with_timeout(&mut second, None, SHORT)?;
+        ensure(
+            refused.code == Some(3) && refused.stderr.contains("in use by another stockade"),
+            || refused.describe(),
+        )?;
+        let code = up.stop();
+        ensure(code == Some(0), || {
+            format!(
+                "up exited with {code:?}; log: {}",
+                stockade_test_support::log_tail(&log)
+            )
+        })?;
+        ensure(!Path::new(&format!("/proc/{dockerd}")).exists(), || {
+            format!("dockerd {dockerd} still running")
+        })?;
+        ensure(
+            !state.join("docker.sock").exists() && !state.join("engine.sock").exists(),
+            || "sockets left behind".into(),
+        )?;
+        let link = run_with_timeout(
+            std::process::Command::new("ip").args(["link", "show", "dev", &bridge]),
+            None,
+            SHORT,
+        )?;
+        ensure(!link.success(), || format!("bridge {bridge} left behind"))?;
+        let leftovers = processes_mentioning(&state.to_string_lossy());
+        ensure(leftovers.is_empty(), || {
+            format!("processes left behind: {leftovers:?}")
+        })
+    })();
+    drop(up);
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+/// Command lines of live processes that mention `needle` (a state directory).
+fn processes_mentioning(needle: &str) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .bytes()
+                .all(|b| b.is_ascii_digit())
+        })
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .map(|raw| String::from_utf8_lossy(&raw).replace('\0', " "))
+        .filter(|line| line.contains(needle))
+        .collect()
+}
