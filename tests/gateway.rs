@@ -54,6 +54,10 @@ fn main() {
             "logs_follow_cancel_releases_engine_connection",
             logs_follow_cancel_releases_engine_connection,
         ),
+        (
+            "idle_engine_connections_are_reused",
+            idle_engine_connections_are_reused,
+        ),
         ("cp_in_and_out_keeps_content", cp_in_and_out_keeps_content),
         ("build_classic", build_classic),
         ("build_buildkit_session", build_buildkit_session),
@@ -237,9 +241,18 @@ fn exec_without_upgrade_streams_close_delimited(rig: &Rig) -> Outcome {
 }
 
 fn logs_follow_cancel_releases_engine_connection(rig: &Rig) -> Outcome {
+    // A gateway of its own, so that its pool of idle engine connections is empty and nothing
+    // else talks through it: every socket it holds beyond the baseline belongs to this trial.
+    let dir = scratch_dir("follow")?;
+    let gateway = Gateway::start(
+        Path::new(STOCKADE),
+        &rig.engine.socket(),
+        &dir.join("gw.sock"),
+        &[],
+    )?;
     let name = unique("logs");
     must(
-        &rig.cli(),
+        &rig.engine_cli(),
         &[
             "run",
             "-d",
@@ -252,52 +265,76 @@ fn logs_follow_cancel_releases_engine_connection(rig: &Rig) -> Outcome {
         ],
     )?;
     let result = (|| -> Outcome {
-        // Let the CLI's own connections settle before counting.
+        // The readiness probe's connection may still be closing.
         std::thread::sleep(Duration::from_millis(300));
-        let baseline = rig.gateway.socket_fds();
-        let dir = scratch_dir("logs")?;
-        let out_path = dir.join("out");
-        let out = std::fs::File::create(&out_path)?;
-        let mut command = rig.cli().command();
-        command
-            .args(["logs", "-f", &name])
-            .stdout(out)
-            .stderr(std::process::Stdio::null());
-        let mut follower = Spawned::start(
-            &mut command,
-            nix::sys::signal::Signal::SIGKILL,
-            Duration::from_secs(5),
+        let baseline = gateway.socket_fds();
+        let mut client = std::os::unix::net::UnixStream::connect(gateway.socket())?;
+        client.set_read_timeout(Some(Duration::from_secs(10)))?;
+        std::io::Write::write_all(
+            &mut client,
+            format!("GET /v1.41/containers/{name}/logs?follow=1&stdout=1 HTTP/1.1\r\nHost: docker\r\n\r\n").as_bytes(),
         )?;
+        let mut seen = Vec::new();
         let deadline = Instant::now() + Duration::from_secs(20);
-        while std::fs::read_to_string(&out_path)?.matches("tick").count() < 5 {
+        while String::from_utf8_lossy(&seen).matches("tick").count() < 5 {
             ensure(Instant::now() < deadline, || {
-                "logs -f printed no ticks".into()
+                "logs -f streamed no ticks".into()
             })?;
-            std::thread::sleep(Duration::from_millis(100));
+            let mut buffer = [0u8; 4096];
+            let n = std::io::Read::read(&mut client, &mut buffer)?;
+            ensure(n > 0, || "stream ended".into())?;
+            seen.extend_from_slice(&buffer[..n]);
         }
-        let during = rig.gateway.socket_fds();
-        ensure(during >= baseline + 2, || {
-            format!("expected a client and an engine connection, fds {baseline} -> {during}")
+        let during = gateway.socket_fds();
+        ensure(during > baseline, || {
+            format!("fds {baseline} -> {during} with a client connected")
         })?;
-        follower.stop();
+        // The client goes away mid-stream: the engine connection must be closed, not kept.
+        drop(client);
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            let now = rig.gateway.socket_fds();
-            if now <= baseline {
+            // Both the client's connection and its engine connection are gone (the engine
+            // connection may have come from the pool, so compare with the count while following).
+            let now = gateway.socket_fds();
+            if now + 2 == during {
                 break;
             }
             ensure(Instant::now() < deadline, || {
-                format!(
-                    "gateway still holds {now} sockets (baseline {baseline}) after the client left"
-                )
+                format!("gateway holds {now} sockets, {during} while following: the engine connection outlived its client")
             })?;
             std::thread::sleep(Duration::from_millis(100));
         }
-        let _ = std::fs::remove_dir_all(&dir);
         Ok(())
     })();
     remove(rig, &name);
+    drop(gateway);
+    let _ = std::fs::remove_dir_all(&dir);
     result
+}
+
+fn idle_engine_connections_are_reused(rig: &Rig) -> Outcome {
+    let dir = scratch_dir("pool")?;
+    let gateway = Gateway::start(
+        Path::new(STOCKADE),
+        &rig.engine.socket(),
+        &dir.join("gw.sock"),
+        &[],
+    )?;
+    // Forty clients, one request each, one after another: each client's engine connection is
+    // handed on to the next client instead of a new one being opened.
+    for _ in 0..40 {
+        let answer = http::request(gateway.socket(), "GET", "/_ping", &[], b"")?;
+        ensure(answer.status == 200 && answer.body == b"OK", || {
+            format!("{answer:?}")
+        })?;
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let opened = gateway.log().matches("engine connection opened").count();
+    drop(gateway);
+    let _ = std::fs::remove_dir_all(&dir);
+    ensure((1..=3).contains(&opened), || {
+        format!("{opened} engine connections opened for 41 sequential clients")
+    })
 }
 
 fn cp_in_and_out_keeps_content(rig: &Rig) -> Outcome {
@@ -671,20 +708,23 @@ fn malformed_http_gets_400_and_close(rig: &Rig) -> Outcome {
     )
 }
 
-fn engine_gone_gives_502_naming_socket(rig: &Rig) -> Outcome {
+fn engine_gone_gives_502_naming_socket(_rig: &Rig) -> Outcome {
+    // An engine of its own, stopped under the gateway's feet.
+    let engine = TestEngine::start(&EngineOptions::default())?;
     let dir = scratch_dir("502")?;
-    let link = dir.join("engine-link.sock");
-    std::os::unix::fs::symlink(rig.engine.socket(), &link)?;
-    let gateway = Gateway::start(Path::new(STOCKADE), &link, &dir.join("gw.sock"), &[])?;
-    std::fs::remove_file(&link)?;
+    let gateway = Gateway::start(
+        Path::new(STOCKADE),
+        &engine.socket(),
+        &dir.join("gw.sock"),
+        &[],
+    )?;
+    let socket = engine.socket().to_string_lossy().to_string();
+    drop(engine);
     let answer = http::request(gateway.socket(), "GET", "/v1.41/containers/json", &[], b"")?;
     drop(gateway);
     let _ = std::fs::remove_dir_all(&dir);
     ensure(
-        answer.status == 502
-            && answer
-                .message()
-                .contains(&link.to_string_lossy().to_string()),
+        answer.status == 502 && answer.message().contains(&socket),
         || format!("{} {:?}", answer.status, answer.message()),
     )
 }

@@ -1,9 +1,9 @@
 //! The Stockade gateway: serves the Docker Engine API on the users' unix socket and forwards to
 //! the real engine only what the route table (and, later, the policy) allows.
 //!
-//! One task per client connection; each client connection gets its own engine connection, opened
-//! on first use and kept for the client's keep-alive requests, so nothing is shared between
-//! callers and nothing is spawned per request. Responses stream through without being buffered;
+//! One task per client connection; each client connection gets its own engine connection, taken
+//! from a small pool of idle ones or opened on first use, and kept for the client's keep-alive
+//! requests; nothing is spawned per request. Responses stream through without being buffered;
 //! attach, exec and BuildKit's session are hijacked after the engine's `101` and then copied in
 //! both directions with half-close. Every denial and failure becomes a Docker-style JSON answer in
 //! one place ([`respond`]).
@@ -72,6 +72,8 @@ pub struct GatewayConfig {
     pub header_read_timeout: Duration,
     /// Most client connections served at once; more wait in the listen backlog.
     pub max_connections: usize,
+    /// Most idle engine connections kept for reuse by new client connections.
+    pub idle_engine_connections: usize,
 }
 
 impl GatewayConfig {
@@ -83,6 +85,7 @@ impl GatewayConfig {
             max_head_bytes: 1024 * 1024,
             header_read_timeout: Duration::from_secs(30),
             max_connections: 1024,
+            idle_engine_connections: 32,
         }
     }
 }
@@ -99,6 +102,7 @@ pub async fn serve(
 ) -> Result<(), GatewayError> {
     let config = Arc::new(config);
     let permits = Arc::new(tokio::sync::Semaphore::new(config.max_connections));
+    let pool = Arc::new(proxy::Pool::new(config.idle_engine_connections));
     let mut connections = tokio::task::JoinSet::new();
     let mut next_id: u64 = 0;
     tokio::pin!(shutdown);
@@ -133,9 +137,10 @@ pub async fn serve(
         while connections.try_join_next().is_some() {}
         next_id += 1;
         let config = Arc::clone(&config);
+        let pool = Arc::clone(&pool);
         let id = next_id;
         connections.spawn(async move {
-            proxy::serve_connection(stream, config, id).await;
+            proxy::serve_connection(stream, config, pool, id).await;
             drop(permit);
         });
     }

@@ -40,14 +40,67 @@ impl Drop for AbortOnDrop {
     }
 }
 
+/// Idle engine connections left by client connections that ended, reused by new ones so that a
+/// client opening a connection per request does not cost an engine connection each time. Only a
+/// connection with no request in flight is kept; one whose client went away mid-answer is closed
+/// (that is what tells the engine to stop following logs or events).
+pub(crate) struct Pool {
+    idle: Mutex<Vec<Upstream>>,
+    capacity: usize,
+}
+
+impl Pool {
+    pub(crate) fn new(capacity: usize) -> Self {
+        Self {
+            idle: Mutex::new(Vec::with_capacity(capacity)),
+            capacity,
+        }
+    }
+
+    fn take(&self) -> Option<Upstream> {
+        let mut idle = self.idle.try_lock().ok()?;
+        while let Some(upstream) = idle.pop() {
+            if upstream.sender.is_ready() {
+                return Some(upstream);
+            }
+        }
+        None
+    }
+
+    fn give_back(&self, upstream: Upstream) {
+        if !upstream.sender.is_ready() {
+            return;
+        }
+        if let Ok(mut idle) = self.idle.try_lock() {
+            if idle.len() < self.capacity {
+                idle.push(upstream);
+            }
+        }
+    }
+}
+
 struct Connection {
     config: Arc<GatewayConfig>,
+    pool: Arc<Pool>,
     peer: Peer,
     id: u64,
     upstream: Mutex<Option<Upstream>>,
 }
 
-pub(crate) async fn serve_connection(stream: UnixStream, config: Arc<GatewayConfig>, id: u64) {
+impl Drop for Connection {
+    fn drop(&mut self) {
+        if let Some(upstream) = self.upstream.get_mut().take() {
+            self.pool.give_back(upstream);
+        }
+    }
+}
+
+pub(crate) async fn serve_connection(
+    stream: UnixStream,
+    config: Arc<GatewayConfig>,
+    pool: Arc<Pool>,
+    id: u64,
+) {
     // Fail closed: a caller we cannot identify is not served at all.
     let peer = match stream.peer_cred() {
         Ok(cred) => Peer {
@@ -69,6 +122,7 @@ pub(crate) async fn serve_connection(stream: UnixStream, config: Arc<GatewayConf
     );
     let connection = Arc::new(Connection {
         config: Arc::clone(&config),
+        pool,
         peer,
         id,
         upstream: Mutex::new(None),
@@ -114,6 +168,8 @@ impl Connection {
         };
         let operation = route.operation.name();
         let upgrade_requested = wants_upgrade(req.headers());
+        let hijacking = upgrade_requested && route.operation.hijack() != Hijack::No;
+        strip_hop_by_hop(req.headers_mut(), hijacking);
         let result = match (route.operation.hijack(), upgrade_requested) {
             (Hijack::Raw | Hijack::H2c, true) => {
                 let client_upgrade = hyper::upgrade::on(&mut req);
@@ -122,13 +178,9 @@ impl Connection {
             (Hijack::H2c, false) => Err(Refusal::BadRequest(
                 "the BuildKit session endpoint needs an HTTP upgrade".to_owned(),
             )),
-            (Hijack::No, true) => {
-                // The engine never upgrades these routes; forward as a plain request without the
-                // upgrade headers so no connection is taken over unexpectedly.
-                strip_upgrade(req.headers_mut());
-                self.forward(req).await
-            }
-            (_, false) => self.forward(req).await,
+            // The engine never upgrades other routes; the upgrade headers were stripped above,
+            // so the request goes on as a plain one and no connection is taken over.
+            (_, _) => self.forward(req).await,
         };
         match result {
             Ok(response) => {
@@ -195,6 +247,9 @@ impl Connection {
                 return Ok(upstream);
             }
         }
+        if let Some(upstream) = self.pool.take() {
+            return Ok(upstream);
+        }
         self.connect().await
     }
 
@@ -215,6 +270,7 @@ impl Connection {
             .await
             .map_err(|e| unavailable(&e))?;
         let id = self.id;
+        tracing::debug!(conn = id, "engine connection opened");
         let task = tokio::spawn(async move {
             if let Err(e) = conn.with_upgrades().await {
                 tracing::debug!(conn = id, error = %e, "engine connection ended with an error");
@@ -341,9 +397,41 @@ fn wants_upgrade(headers: &HeaderMap) -> bool {
             .any(|token| token.trim().eq_ignore_ascii_case("upgrade"))
 }
 
-fn strip_upgrade(headers: &mut HeaderMap) {
-    headers.remove(header::UPGRADE);
-    headers.remove(header::CONNECTION);
+/// Removes the hop-by-hop headers (RFC 9110 section 7.6.1): they describe the client's
+/// connection to the gateway, not the gateway's to the engine. A client's `Connection: close`
+/// must not close a pooled engine connection, and no header a client lists in `Connection` is
+/// passed on. For a hijack the upgrade is re-stated, since that is what the engine must see.
+fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
+    let listed: Vec<header::HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|token| header::HeaderName::from_bytes(token.trim().as_bytes()).ok())
+        .collect();
+    for name in listed {
+        if !(keep_upgrade && name == header::UPGRADE) {
+            headers.remove(name);
+        }
+    }
+    for name in [
+        header::CONNECTION,
+        header::TE,
+        header::TRAILER,
+        header::PROXY_AUTHORIZATION,
+    ] {
+        headers.remove(name);
+    }
+    headers.remove("keep-alive");
+    headers.remove("proxy-connection");
+    if keep_upgrade {
+        headers.insert(
+            header::CONNECTION,
+            header::HeaderValue::from_static("Upgrade"),
+        );
+    } else {
+        headers.remove(header::UPGRADE);
+    }
 }
 
 #[cfg(test)]
@@ -358,7 +446,23 @@ mod tests {
         assert!(!wants_upgrade(&headers));
         headers.insert(header::CONNECTION, "keep-alive, Upgrade".parse().unwrap());
         assert!(wants_upgrade(&headers));
-        strip_upgrade(&mut headers);
-        assert!(!wants_upgrade(&headers));
+    }
+
+    #[test]
+    fn hop_by_hop_headers_are_not_forwarded() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::CONNECTION, "close, X-Secret".parse().unwrap());
+        headers.insert("x-secret", "1".parse().unwrap());
+        headers.insert("keep-alive", "timeout=5".parse().unwrap());
+        headers.insert(header::UPGRADE, "tcp".parse().unwrap());
+        headers.insert("x-registry-auth", "kept".parse().unwrap());
+        let mut plain = headers.clone();
+        strip_hop_by_hop(&mut plain, false);
+        assert_eq!(plain.len(), 1);
+        assert_eq!(plain["x-registry-auth"], "kept");
+        strip_hop_by_hop(&mut headers, true);
+        assert_eq!(headers[header::CONNECTION], "Upgrade");
+        assert_eq!(headers[header::UPGRADE], "tcp");
+        assert!(!headers.contains_key("x-secret"));
     }
 }
