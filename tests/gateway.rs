@@ -99,6 +99,8 @@ fn main() {
             gateway_socket_mode_and_non_root_callers,
         ),
         ("doctor_reports_the_engine", doctor_reports_the_engine),
+        ("bench_smoke_run_checks_bytes", bench_smoke_run_checks_bytes),
+        ("up_refuses_non_root", up_refuses_non_root),
         ("up_starts_and_stops_cleanly", up_starts_and_stops_cleanly),
     ];
     let trials = trials
@@ -852,6 +854,79 @@ fn doctor_reports_the_engine(rig: &Rig) -> Outcome {
                 "FAIL  engine socket {shown}: every user can connect"
             )),
         || exposed.describe(),
+    )
+}
+
+fn bench_smoke_run_checks_bytes(rig: &Rig) -> Outcome {
+    let mut command = std::process::Command::new(STOCKADE);
+    command.args([
+        "bench",
+        "--direct",
+        &format!("unix://{}", rig.engine.socket().display()),
+        "--gateway",
+        &format!("unix://{}", rig.gateway.socket().display()),
+        "--image",
+        TEST_IMAGE,
+        "--quick",
+        "--only",
+        "ping,exec,attach,archive,logs",
+    ]);
+    let done = run_with_timeout(&mut command, None, LONG)?;
+    ensure(done.success(), || done.describe())?;
+    for row in [
+        "/_ping keep-alive p50",
+        "exec echo, 16 MiB",
+        "attach echo, 16 MiB",
+        "archive PUT, 16 MiB",
+        "logs, 16 MiB",
+    ] {
+        let line = done
+            .stdout
+            .lines()
+            .find(|l| l.starts_with(row))
+            .unwrap_or_default();
+        ensure(line.contains('x') && !line.contains("broken"), || {
+            format!("row {row:?} missing or broken:\n{}", done.stdout)
+        })?;
+    }
+    // A wrong engine path is a clear error, not a table.
+    let mut wrong = std::process::Command::new(STOCKADE);
+    wrong.args([
+        "bench",
+        "--direct",
+        "unix:///nonexistent.sock",
+        "--gateway",
+        "unix:///nonexistent.sock",
+        "--quick",
+    ]);
+    let failed = run_with_timeout(&mut wrong, None, SHORT)?;
+    ensure(
+        failed.code == Some(3) && failed.stderr.contains("/nonexistent.sock"),
+        || failed.describe(),
+    )
+}
+
+fn up_refuses_non_root(_rig: &Rig) -> Outcome {
+    let dir = scratch_dir("upuser")?;
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777))?;
+    let mut command = std::process::Command::new("setpriv");
+    command
+        .args([
+            "--reuid",
+            "1000",
+            "--regid",
+            "1000",
+            "--clear-groups",
+            STOCKADE,
+            "up",
+            "--state-dir",
+        ])
+        .arg(dir.join("s"));
+    let done = run_with_timeout(&mut command, None, SHORT)?;
+    let _ = std::fs::remove_dir_all(&dir);
+    ensure(
+        done.code == Some(3) && done.stderr.contains("must run as root"),
+        || done.describe(),
     )
 }
 

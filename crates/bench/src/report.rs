@@ -174,12 +174,16 @@ impl fmt::Display for Report {
                 figure(row.values[0])
             )?;
             for index in 1..row.values.len() {
-                write!(
-                    f,
-                    " {:>9} {:>5.2}x",
-                    figure(row.values[index]),
-                    row.ratio(index)
-                )?;
+                if row.values[index].is_nan() {
+                    write!(f, " {:>9} {:>6}", "broken", "-")?;
+                } else {
+                    write!(
+                        f,
+                        " {:>9} {:>5.2}x",
+                        figure(row.values[index]),
+                        row.ratio(index)
+                    )?;
+                }
             }
             let verdict = match row.meets_target() {
                 Some(true) => "ok",
@@ -251,6 +255,19 @@ mod tests {
         assert!(text.contains("0.95x"));
         assert!(text.contains("0.50x"));
         assert!(text.contains("8.0 MiB with 100"));
+        let mut broken = Report::new(
+            vec!["direct".into(), "stockade".into(), "haproxy".into()],
+            1,
+        );
+        broken.push(Row::throughput(
+            "exec",
+            "MiB/s",
+            vec![100.0, 95.0, f64::NAN],
+            Target::RatioAtLeast(0.9),
+        ));
+        broken.note("haproxy: upgrade refused".into());
+        let text = broken.to_string();
+        assert!(text.contains("broken") && !text.contains("NaN"), "{text}");
         assert!(report.all_targets_met());
     }
 }

@@ -712,4 +712,59 @@ mod tests {
             );
         }
     }
+
+    /// No input panics the parser, and whatever it accepts is canonical: a cheap, deterministic
+    /// stand-in for the fuzz target, run with every test.
+    #[test]
+    fn arbitrary_paths_never_panic_and_accepted_ones_are_canonical() {
+        let alphabet: &[u8] = b"/._-:@%?#azAZ09 \\\x00\xff";
+        let words = [
+            "containers",
+            "json",
+            "images",
+            "exec",
+            "v1.41",
+            "..",
+            ".",
+            "swarm",
+            "plugins",
+            "start",
+        ];
+        let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let methods = [
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::DELETE,
+            Method::HEAD,
+        ];
+        for _ in 0..50_000 {
+            let mut path = String::new();
+            let parts = next() % 8;
+            for _ in 0..parts {
+                if next() % 2 == 0 {
+                    path.push('/');
+                    path.push_str(words[(next() % words.len() as u64) as usize]);
+                } else {
+                    let byte = alphabet[(next() % alphabet.len() as u64) as usize];
+                    path.push(char::from(byte));
+                }
+            }
+            let method = &methods[(next() % methods.len() as u64) as usize];
+            if let Ok(route) = Route::parse(method, &path) {
+                assert!(path.starts_with('/'), "{path:?} -> {route:?}");
+                assert!(!path.contains("//") && !path.contains('%'), "{path:?}");
+                assert!(
+                    !path.split('/').any(|s| s == "." || s == ".."),
+                    "{path:?} -> {route:?}"
+                );
+            }
+        }
+    }
 }

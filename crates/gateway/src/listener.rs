@@ -27,10 +27,8 @@ pub struct GatewayListener {
 impl GatewayListener {
     /// Binds `path` with `ownership`.
     ///
-    /// The socket is bound under a temporary name in the same directory, given its mode and group,
-    /// and only then renamed into place, so there is no moment at which it is reachable with the
-    /// process umask's permissions. A stale socket left by a dead gateway is replaced; a live one,
-    /// or anything that is not a socket, is an error.
+    /// The socket is created root-only and then given its group and mode. A stale socket left by a
+    /// dead gateway is replaced; a live one, or anything that is not a socket, is an error.
     ///
     /// # Errors
     /// [`GatewayError::InUse`], [`GatewayError::NotASocket`] or [`GatewayError::Listen`].
@@ -51,25 +49,24 @@ impl GatewayListener {
                         path: path.to_owned(),
                     });
                 }
+                std::fs::remove_file(path).map_err(listen_err)?;
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(listen_err(e)),
         }
-        let file_name = path
-            .file_name()
-            .ok_or_else(|| listen_err(io::Error::other("the path has no file name")))?;
-        let mut temp_name = file_name.to_owned();
-        temp_name.push(format!(".binding.{}", std::process::id()));
-        let temp = path.with_file_name(temp_name);
-        // A leftover from an earlier crash of this same pid number is ours to remove.
-        let _ = std::fs::remove_file(&temp);
-        let listener = UnixListener::bind(&temp).map_err(listen_err)?;
+        // Bound with a umask that leaves it root-only, then opened up to the group: there is no
+        // moment at which it is reachable with looser permissions. (Binding under a temporary
+        // name and renaming would do the same, but clients then see the temporary name as the
+        // peer address in their error messages.) The umask is process-wide; this runs before the
+        // gateway serves anything, and nothing else creates files meanwhile.
+        let previous = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o177));
+        let bound = UnixListener::bind(path);
+        nix::sys::stat::umask(previous);
+        let listener = bound.map_err(listen_err)?;
         let setup = || -> io::Result<u64> {
-            std::fs::set_permissions(&temp, std::fs::Permissions::from_mode(ownership.mode))?;
-            std::os::unix::fs::chown(&temp, None, Some(ownership.gid))?;
-            let inode = std::fs::symlink_metadata(&temp)?.ino();
-            std::fs::rename(&temp, path)?;
-            Ok(inode)
+            std::os::unix::fs::chown(path, None, Some(ownership.gid))?;
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(ownership.mode))?;
+            Ok(std::fs::symlink_metadata(path)?.ino())
         };
         match setup() {
             Ok(inode) => Ok(Self {
@@ -78,7 +75,7 @@ impl GatewayListener {
                 inode,
             }),
             Err(e) => {
-                let _ = std::fs::remove_file(&temp);
+                let _ = std::fs::remove_file(path);
                 Err(listen_err(e))
             }
         }
@@ -127,7 +124,6 @@ mod tests {
         assert!(meta.file_type().is_socket());
         assert_eq!(meta.mode() & 0o7777, 0o660);
         assert_eq!(meta.gid(), own_gid());
-        // No temporary name is left behind.
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
         drop(listener);
         assert!(!path.exists());

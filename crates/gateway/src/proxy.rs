@@ -163,7 +163,7 @@ impl Connection {
                     started,
                     Some(refusal.message()),
                 );
-                return refusal.into_response();
+                return refuse_after_draining(req.into_body(), refusal).await;
             }
         };
         let operation = route.operation.name();
@@ -175,9 +175,20 @@ impl Connection {
                 let client_upgrade = hyper::upgrade::on(&mut req);
                 self.forward_upgrade(req, client_upgrade).await
             }
-            (Hijack::H2c, false) => Err(Refusal::BadRequest(
-                "the BuildKit session endpoint needs an HTTP upgrade".to_owned(),
-            )),
+            (Hijack::H2c, false) => {
+                let refusal = Refusal::BadRequest(
+                    "the BuildKit session endpoint needs an HTTP upgrade".to_owned(),
+                );
+                self.log(
+                    &method,
+                    &path,
+                    operation,
+                    refusal.status(),
+                    started,
+                    Some(refusal.message()),
+                );
+                return refuse_after_draining(req.into_body(), refusal).await;
+            }
             // The engine never upgrades other routes; the upgrade headers were stripped above,
             // so the request goes on as a plain one and no connection is taken over.
             (_, _) => self.forward(req).await,
@@ -355,6 +366,39 @@ impl Connection {
             self.config.engine.display()
         ))
     }
+}
+
+/// Most of a refused request's body read and discarded before the answer goes out.
+const DRAIN_LIMIT: usize = 8 * 1024 * 1024;
+/// Longest wait for a refused request's body.
+const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Answers a refused request after reading (and discarding) its body, so that a client still
+/// sending it gets the refusal instead of a broken pipe. A body too large or too slow to drain is
+/// left unread and the connection is closed after the answer.
+async fn refuse_after_draining(mut body: Incoming, refusal: Refusal) -> Response<Body> {
+    let drain = async {
+        let mut read = 0usize;
+        while let Some(frame) = body.frame().await {
+            let Ok(frame) = frame else { return false };
+            read += frame.data_ref().map_or(0, bytes::Buf::remaining);
+            if read > DRAIN_LIMIT {
+                return false;
+            }
+        }
+        true
+    };
+    let drained = tokio::time::timeout(DRAIN_TIME, drain)
+        .await
+        .unwrap_or(false);
+    let mut response = refusal.into_response();
+    if !drained {
+        response.headers_mut().insert(
+            header::CONNECTION,
+            header::HeaderValue::from_static("close"),
+        );
+    }
+    response
 }
 
 /// Buffer size for hijacked streams: large enough that bulk stdin/stdout moves in few syscalls.
