@@ -187,19 +187,7 @@ impl Conn {
         content_type: &str,
         payload: Bytes,
     ) -> Result<(u16, hyper::body::Incoming), BenchError> {
-        self.sender.ready().await.map_err(|e| self.err(e))?;
-        let request = http::Request::builder()
-            .method(method)
-            .uri(path)
-            .header(http::header::HOST, "docker")
-            .header(http::header::CONTENT_TYPE, content_type)
-            .body(Full::new(payload))
-            .map_err(|e| self.err(e))?;
-        let response = self
-            .sender
-            .send_request(request)
-            .await
-            .map_err(|e| self.err(e))?;
+        let response = self.send(method, path, content_type, payload).await?;
         Ok((response.status().as_u16(), response.into_body()))
     }
 
@@ -208,16 +196,9 @@ impl Conn {
     /// # Errors
     /// [`BenchError::Unexpected`] when the answer is not 200.
     pub async fn head_header(&mut self, path: &str, header: &str) -> Result<String, BenchError> {
-        self.sender.ready().await.map_err(|e| self.err(e))?;
-        let request = http::Request::head(path)
-            .header(http::header::HOST, "docker")
-            .body(Full::new(Bytes::new()))
-            .map_err(|e| self.err(e))?;
         let response = self
-            .sender
-            .send_request(request)
-            .await
-            .map_err(|e| self.err(e))?;
+            .send("HEAD", path, "application/json", Bytes::new())
+            .await?;
         if response.status() != http::StatusCode::OK {
             return Err(BenchError::Unexpected {
                 endpoint: self.endpoint.clone(),
@@ -231,6 +212,27 @@ impl Conn {
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default()
             .to_owned())
+    }
+
+    async fn send(
+        &mut self,
+        method: &str,
+        path: &str,
+        content_type: &str,
+        payload: Bytes,
+    ) -> Result<http::Response<hyper::body::Incoming>, BenchError> {
+        self.sender.ready().await.map_err(|e| self.err(e))?;
+        let request = http::Request::builder()
+            .method(method)
+            .uri(path)
+            .header(http::header::HOST, "docker")
+            .header(http::header::CONTENT_TYPE, content_type)
+            .body(Full::new(payload))
+            .map_err(|e| self.err(e))?;
+        self.sender
+            .send_request(request)
+            .await
+            .map_err(|e| self.err(e))
     }
 
     fn err(&self, detail: impl std::fmt::Display) -> BenchError {

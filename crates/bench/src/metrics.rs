@@ -1,7 +1,7 @@
 //! The measurements. Each takes one endpoint, checks what came back, and returns a figure.
 
 use crate::client::{Demux, Endpoint};
-use crate::report::{Report, Row, Target};
+use crate::report::{percentile, Report, Row, Target};
 use crate::{BenchError, Sizes};
 use bytes::Bytes;
 use http_body_util::BodyExt;
@@ -14,20 +14,6 @@ const CHUNK: usize = 256 * 1024;
 
 fn micros(d: Duration) -> f64 {
     d.as_secs_f64() * 1e6
-}
-
-fn percentile(samples: &mut [f64], p: f64) -> f64 {
-    if samples.is_empty() {
-        return f64::NAN;
-    }
-    samples.sort_by(f64::total_cmp);
-    #[allow(
-        clippy::cast_possible_truncation,
-        clippy::cast_sign_loss,
-        clippy::cast_precision_loss
-    )]
-    let index = ((samples.len() as f64 - 1.0) * p).round() as usize;
-    samples[index.min(samples.len() - 1)]
 }
 
 fn median(values: &mut [f64]) -> f64 {
@@ -515,8 +501,21 @@ async fn fixture(
     Ok(id)
 }
 
-fn concat(samples: Vec<Vec<Vec<f64>>>) -> Vec<Vec<f64>> {
-    samples.into_iter().map(|rounds| rounds.concat()).collect()
+/// Adds the p50 row (held to `target`) and the p99 row of latency samples from every round.
+fn push_latency(report: &mut Report, metric: &str, samples: Vec<Vec<Vec<f64>>>, target: Target) {
+    let samples: Vec<Vec<f64>> = samples.into_iter().map(|rounds| rounds.concat()).collect();
+    report.push(Row::latency(
+        &format!("{metric} p50"),
+        samples.clone(),
+        0.5,
+        target,
+    ));
+    report.push(Row::latency(
+        &format!("{metric} p99"),
+        samples,
+        0.99,
+        Target::None,
+    ));
 }
 
 #[allow(clippy::too_many_lines)]
@@ -539,38 +538,24 @@ async fn measure_all(
             ping_keepalive(&e, sizes.pings).await
         })
         .await?;
-        let samples = concat(samples);
-        report.push(Row::latency(
-            "/_ping keep-alive p50",
-            samples.clone(),
-            0.5,
-            Target::AddedAtMost(50.0),
-        ));
-        report.push(Row::latency(
-            "/_ping keep-alive p99",
+        push_latency(
+            &mut report,
+            "/_ping keep-alive",
             samples,
-            0.99,
-            Target::None,
-        ));
+            Target::AddedAtMost(50.0),
+        );
     }
     if selection.connect {
         let samples = interleaved(endpoints, rounds, &mut notes, |e| async move {
             ping_new_connection(&e, sizes.pings / 4).await
         })
         .await?;
-        let samples = concat(samples);
-        report.push(Row::latency(
-            "/_ping new connection p50",
-            samples.clone(),
-            0.5,
-            Target::RatioAtMost(1.3),
-        ));
-        report.push(Row::latency(
-            "/_ping new connection p99",
+        push_latency(
+            &mut report,
+            "/_ping new connection",
             samples,
-            0.99,
-            Target::None,
-        ));
+            Target::RatioAtMost(1.3),
+        );
     }
     if selection.rps {
         let rps = interleaved(endpoints, rounds, &mut notes, |e| async move {

@@ -29,7 +29,8 @@ pub struct Row {
     pub target: Target,
 }
 
-fn percentile(samples: &mut [f64], p: f64) -> f64 {
+/// The `p` quantile (0 to 1) of the samples, nearest rank; NaN when there are none.
+pub(crate) fn percentile(samples: &mut [f64], p: f64) -> f64 {
     if samples.is_empty() {
         return f64::NAN;
     }
