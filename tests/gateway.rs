@@ -55,6 +55,10 @@ fn main() {
             logs_follow_cancel_releases_engine_connection,
         ),
         (
+            "wait_cancel_releases_engine_connection",
+            wait_cancel_releases_engine_connection,
+        ),
+        (
             "idle_engine_connections_are_reused",
             idle_engine_connections_are_reused,
         ),
@@ -242,16 +246,65 @@ fn exec_without_upgrade_streams_close_delimited(rig: &Rig) -> Outcome {
     result
 }
 
-fn logs_follow_cancel_releases_engine_connection(rig: &Rig) -> Outcome {
-    // A gateway of its own, so that its pool of idle engine connections is empty and nothing
-    // else talks through it: every socket it holds beyond the baseline belongs to this trial.
-    let dir = scratch_dir("follow")?;
+/// Sends `request` raw through a gateway of its own, waits until `started` says the exchange is
+/// under way, hangs up, and checks that the gateway closed the engine connection too (the engine
+/// learns that way that nobody is listening any more). A gateway of its own, because then every
+/// socket it holds beyond its listener belongs to this exchange.
+fn hang_up_closes_engine_connection(
+    rig: &Rig,
+    tag: &str,
+    request: &str,
+    started: impl Fn(&[u8]) -> bool,
+) -> Outcome {
+    let dir = scratch_dir(tag)?;
     let gateway = Gateway::start(
         Path::new(STOCKADE),
         &rig.engine.socket(),
         &dir.join("gw.sock"),
         &[],
     )?;
+    let result = (|| -> Outcome {
+        let mut client = std::os::unix::net::UnixStream::connect(gateway.socket())?;
+        client.set_read_timeout(Some(Duration::from_millis(200)))?;
+        std::io::Write::write_all(&mut client, request.as_bytes())?;
+        let mut seen = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !started(&seen) {
+            ensure(Instant::now() < deadline, || {
+                format!(
+                    "the exchange did not start: {:?}",
+                    String::from_utf8_lossy(&seen)
+                )
+            })?;
+            let mut buffer = [0u8; 4096];
+            match std::io::Read::read(&mut client, &mut buffer) {
+                Ok(0) => return Err("the gateway closed the connection".into()),
+                Ok(n) => seen.extend_from_slice(&buffer[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let during = gateway.socket_fds();
+        drop(client);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            // The client's connection and its engine connection are both gone.
+            let now = gateway.socket_fds();
+            if now + 2 <= during {
+                return Ok(());
+            }
+            ensure(Instant::now() < deadline, || {
+                format!("gateway holds {now} sockets, {during} during the exchange: the engine connection outlived its client")
+            })?;
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    })();
+    drop(gateway);
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+fn logs_follow_cancel_releases_engine_connection(rig: &Rig) -> Outcome {
     let name = unique("logs");
     must(
         &rig.engine_cli(),
@@ -266,51 +319,29 @@ fn logs_follow_cancel_releases_engine_connection(rig: &Rig) -> Outcome {
             "while true; do echo tick; sleep 0.1; done",
         ],
     )?;
-    let result = (|| -> Outcome {
-        // The readiness probe's connection may still be closing.
-        std::thread::sleep(Duration::from_millis(300));
-        let baseline = gateway.socket_fds();
-        let mut client = std::os::unix::net::UnixStream::connect(gateway.socket())?;
-        client.set_read_timeout(Some(Duration::from_secs(10)))?;
-        std::io::Write::write_all(
-            &mut client,
-            format!("GET /v1.41/containers/{name}/logs?follow=1&stdout=1 HTTP/1.1\r\nHost: docker\r\n\r\n").as_bytes(),
-        )?;
-        let mut seen = Vec::new();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while String::from_utf8_lossy(&seen).matches("tick").count() < 5 {
-            ensure(Instant::now() < deadline, || {
-                "logs -f streamed no ticks".into()
-            })?;
-            let mut buffer = [0u8; 4096];
-            let n = std::io::Read::read(&mut client, &mut buffer)?;
-            ensure(n > 0, || "stream ended".into())?;
-            seen.extend_from_slice(&buffer[..n]);
-        }
-        let during = gateway.socket_fds();
-        ensure(during > baseline, || {
-            format!("fds {baseline} -> {during} with a client connected")
-        })?;
-        // The client goes away mid-stream: the engine connection must be closed, not kept.
-        drop(client);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            // Both the client's connection and its engine connection are gone (the engine
-            // connection may have come from the pool, so compare with the count while following).
-            let now = gateway.socket_fds();
-            if now + 2 == during {
-                break;
-            }
-            ensure(Instant::now() < deadline, || {
-                format!("gateway holds {now} sockets, {during} while following: the engine connection outlived its client")
-            })?;
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        Ok(())
-    })();
+    let result = hang_up_closes_engine_connection(
+        rig,
+        "follow",
+        &format!(
+            "GET /v1.41/containers/{name}/logs?follow=1&stdout=1 HTTP/1.1\r\nHost: docker\r\n\r\n"
+        ),
+        |seen| String::from_utf8_lossy(seen).matches("tick").count() >= 5,
+    );
     remove(rig, &name);
-    drop(gateway);
-    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+fn wait_cancel_releases_engine_connection(rig: &Rig) -> Outcome {
+    // `docker wait` on a container that keeps running: no answer head comes back at all.
+    let name = sleeper(rig, "wait")?;
+    let asked = Instant::now();
+    let result = hang_up_closes_engine_connection(
+        rig,
+        "wait",
+        &format!("POST /v1.41/containers/{name}/wait HTTP/1.1\r\nHost: docker\r\nContent-Length: 0\r\n\r\n"),
+        |_| asked.elapsed() > Duration::from_millis(700),
+    );
+    remove(rig, &name);
     result
 }
 
