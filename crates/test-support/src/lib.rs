@@ -479,9 +479,19 @@ pub fn build_test_image(socket: &Path) -> Result<()> {
 #[derive(Debug, Clone)]
 pub struct Docker {
     host: String,
-    config: PathBuf,
+    config: std::sync::Arc<ConfigDir>,
     program: PathBuf,
     env: Vec<(String, String)>,
+}
+
+/// A CLI config directory, removed when the last [`Docker`] using it is dropped.
+#[derive(Debug)]
+struct ConfigDir(PathBuf);
+
+impl Drop for ConfigDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 impl Docker {
@@ -496,7 +506,7 @@ impl Docker {
         let _ = std::fs::create_dir_all(&config);
         Self {
             host: format!("unix://{}", socket.display()),
-            config,
+            config: std::sync::Arc::new(ConfigDir(config)),
             program: PathBuf::from("docker"),
             env: Vec::new(),
         }
@@ -522,7 +532,7 @@ impl Docker {
         let mut command = Command::new(&self.program);
         command
             .env("DOCKER_HOST", &self.host)
-            .env("DOCKER_CONFIG", &self.config)
+            .env("DOCKER_CONFIG", &self.config.0)
             .env("DOCKER_CLI_HINTS", "false")
             .env_remove("DOCKER_CONTEXT")
             .envs(self.env.iter().map(|(k, v)| (k, v)));
