@@ -106,6 +106,10 @@ fn main() {
         ("bench_smoke_run_checks_bytes", bench_smoke_run_checks_bytes),
         ("up_refuses_non_root", up_refuses_non_root),
         ("up_starts_and_stops_cleanly", up_starts_and_stops_cleanly),
+        (
+            "up_stops_when_its_engine_dies",
+            up_stops_when_its_engine_dies,
+        ),
     ];
     let trials = trials
         .into_iter()
@@ -961,97 +965,160 @@ fn up_refuses_non_root(_rig: &Rig) -> Outcome {
     )
 }
 
-fn up_starts_and_stops_cleanly(_rig: &Rig) -> Outcome {
-    let dir = scratch_dir("up")?;
-    let subnet = stockade_test_support::free_subnet()?;
-    let log = dir.join("up.log");
-    let out = dir.join("up.out");
-    let mut command = std::process::Command::new(STOCKADE);
-    command
-        .args([
-            "up",
-            "--state-dir",
-            &dir.join("s").to_string_lossy(),
-            "--bridge-subnet",
-            &subnet,
-            "--network-pool",
-            "10.232.0.0/16",
-        ])
-        .stdin(std::process::Stdio::null())
-        .stdout(std::fs::File::create(&out)?)
-        .stderr(std::fs::File::create(&log)?);
-    let mut up = Spawned::start(
-        &mut command,
-        nix::sys::signal::Signal::SIGTERM,
-        Duration::from_secs(60),
-    )?;
-    let state = dir.join("s");
-    let expected = format!("export DOCKER_HOST=unix://{}/docker.sock", state.display());
-    let deadline = Instant::now() + Duration::from_secs(90);
-    while !std::fs::read_to_string(&out)?.contains(&expected) {
-        ensure(Instant::now() < deadline && up.is_running(), || {
-            format!(
-                "no export line; log: {}",
-                stockade_test_support::log_tail(&log)
-            )
-        })?;
-        std::thread::sleep(Duration::from_millis(200));
+/// A running `stockade up` in a scratch directory, ready (its export line printed).
+struct RunningUp {
+    process: Spawned,
+    dir: PathBuf,
+    state: PathBuf,
+    log: PathBuf,
+}
+
+impl RunningUp {
+    fn start(tag: &str) -> Result<Self, Failed> {
+        let dir = scratch_dir(tag)?;
+        let subnet = stockade_test_support::free_subnet()?;
+        let log = dir.join("up.log");
+        let out = dir.join("up.out");
+        let state = dir.join("s");
+        let mut command = std::process::Command::new(STOCKADE);
+        command
+            .args([
+                "up",
+                "--state-dir",
+                &state.to_string_lossy(),
+                "--bridge-subnet",
+                &subnet,
+                "--network-pool",
+                "10.232.0.0/16",
+            ])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::fs::File::create(&out)?)
+            .stderr(std::fs::File::create(&log)?);
+        let process = Spawned::start(
+            &mut command,
+            nix::sys::signal::Signal::SIGTERM,
+            Duration::from_secs(60),
+        )?;
+        let up = Self {
+            process,
+            dir,
+            state,
+            log,
+        };
+        let expected = format!(
+            "export DOCKER_HOST=unix://{}/docker.sock",
+            up.state.display()
+        );
+        let deadline = Instant::now() + Duration::from_secs(90);
+        while !std::fs::read_to_string(&out)?.contains(&expected) {
+            ensure(Instant::now() < deadline && up.process.is_running(), || {
+                format!(
+                    "no export line; log: {}",
+                    stockade_test_support::log_tail(&up.log)
+                )
+            })?;
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        Ok(up)
     }
-    let result = (|| -> Outcome {
-        let dockerd: i32 = std::fs::read_to_string(state.join("dockerd.pid"))?
+
+    fn dockerd_pid(&self) -> Result<i32, Failed> {
+        Ok(std::fs::read_to_string(self.state.join("dockerd.pid"))?
             .trim()
-            .parse()?;
-        let bridge = std::fs::read_to_string(state.join("daemon.json"))
+            .parse()?)
+    }
+
+    fn bridge(&self) -> Result<String, Failed> {
+        std::fs::read_to_string(self.state.join("daemon.json"))
             .ok()
             .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
             .and_then(|v| v["bridge"].as_str().map(str::to_owned))
-            .ok_or("daemon.json has no bridge")?;
-        stockade_test_support::build_test_image(&state.join("engine.sock"))?;
-        let cli = Docker::new(&state.join("docker.sock"));
-        let ran = must(&cli, &["run", "--rm", TEST_IMAGE, "echo", "through-up"])?;
-        ensure(ran == "through-up\n", || format!("got {ran:?}"))?;
-        // A second instance on the same state directory is refused.
-        let mut second = std::process::Command::new(STOCKADE);
-        second.args([
-            "up",
-            "--state-dir",
-            &state.to_string_lossy(),
-            "--bridge-subnet",
-            "10.233.250.1/24",
-        ]);
-        let refused = run_with_timeout(&mut second, None, SHORT)?;
-        ensure(
-            refused.code == Some(3) && refused.stderr.contains("in use by another stockade"),
-            || refused.describe(),
-        )?;
-        let code = up.stop();
-        ensure(code == Some(0), || {
-            format!(
-                "up exited with {code:?}; log: {}",
-                stockade_test_support::log_tail(&log)
-            )
-        })?;
+            .ok_or_else(|| "daemon.json has no bridge".into())
+    }
+
+    /// Checks that nothing of this instance is left: processes, sockets, bridge.
+    fn check_gone(&self, dockerd: i32, bridge: &str) -> Outcome {
         ensure(!Path::new(&format!("/proc/{dockerd}")).exists(), || {
             format!("dockerd {dockerd} still running")
         })?;
         ensure(
-            !state.join("docker.sock").exists() && !state.join("engine.sock").exists(),
+            !self.state.join("docker.sock").exists() && !self.state.join("engine.sock").exists(),
             || "sockets left behind".into(),
         )?;
         let link = run_with_timeout(
-            std::process::Command::new("ip").args(["link", "show", "dev", &bridge]),
+            std::process::Command::new("ip").args(["link", "show", "dev", bridge]),
             None,
             SHORT,
         )?;
         ensure(!link.success(), || format!("bridge {bridge} left behind"))?;
-        let leftovers = processes_mentioning(&state.to_string_lossy());
+        let leftovers = processes_mentioning(&self.state.to_string_lossy());
         ensure(leftovers.is_empty(), || {
             format!("processes left behind: {leftovers:?}")
         })
-    })();
-    drop(up);
-    let _ = std::fs::remove_dir_all(&dir);
-    result
+    }
+}
+
+impl Drop for RunningUp {
+    fn drop(&mut self) {
+        self.process.stop();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn up_stops_when_its_engine_dies(_rig: &Rig) -> Outcome {
+    let mut up = RunningUp::start("updie")?;
+    let dockerd = up.dockerd_pid()?;
+    let bridge = up.bridge()?;
+    // The engine dies under the gateway (an OOM kill, say): up must not keep serving 502s.
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(dockerd),
+        nix::sys::signal::Signal::SIGKILL,
+    )?;
+    let code = up.process.wait(Duration::from_secs(60));
+    let log = std::fs::read_to_string(&up.log)?;
+    ensure(
+        code == Some(3) && log.contains("stopped unexpectedly"),
+        || {
+            format!(
+                "up exited with {code:?}; log: {}",
+                stockade_test_support::log_tail(&up.log)
+            )
+        },
+    )?;
+    up.check_gone(dockerd, &bridge)
+}
+
+fn up_starts_and_stops_cleanly(_rig: &Rig) -> Outcome {
+    let mut up = RunningUp::start("up")?;
+    let state = up.state.clone();
+    let dockerd = up.dockerd_pid()?;
+    let bridge = up.bridge()?;
+    stockade_test_support::build_test_image(&state.join("engine.sock"))?;
+    let cli = Docker::new(&state.join("docker.sock"));
+    let ran = must(&cli, &["run", "--rm", TEST_IMAGE, "echo", "through-up"])?;
+    ensure(ran == "through-up\n", || format!("got {ran:?}"))?;
+    // A second instance on the same state directory is refused.
+    let mut second = std::process::Command::new(STOCKADE);
+    second.args([
+        "up",
+        "--state-dir",
+        &state.to_string_lossy(),
+        "--bridge-subnet",
+        "10.233.250.1/24",
+    ]);
+    let refused = run_with_timeout(&mut second, None, SHORT)?;
+    ensure(
+        refused.code == Some(3) && refused.stderr.contains("in use by another stockade"),
+        || refused.describe(),
+    )?;
+    let code = up.process.stop();
+    ensure(code == Some(0), || {
+        format!(
+            "up exited with {code:?}; log: {}",
+            stockade_test_support::log_tail(&up.log)
+        )
+    })?;
+    up.check_gone(dockerd, &bridge)
 }
 
 /// Command lines of live processes that mention `needle` (a state directory).

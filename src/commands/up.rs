@@ -53,7 +53,13 @@ pub async fn run(args: UpArgs) -> Result<(), Failure> {
     let mut engine = ManagedEngine::start(settings)
         .await
         .map_err(|e| Failure::unsafe_env(e.to_string()))?;
-    let result = serve(&layout, gid, &mut signals).await;
+    let result = tokio::select! {
+        result = serve(&layout, gid, &mut signals) => result,
+        // An engine that dies under the gateway is not papered over with 502s: stop and say so.
+        died = engine.exited() => Err(Failure::unsafe_env(format!(
+            "the managed engine stopped unexpectedly, so stockade is stopping too: {died}"
+        ))),
+    };
     engine.stop().await;
     result
 }

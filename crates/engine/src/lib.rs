@@ -97,8 +97,8 @@ pub enum EngineError {
         #[source]
         source: std::io::Error,
     },
-    /// dockerd exited while starting.
-    #[error("dockerd exited while starting ({status}); its log {log} ends with:\n{tail}")]
+    /// dockerd exited by itself, while starting or while serving.
+    #[error("dockerd exited ({status}); its log {log} ends with:\n{tail}")]
     Exited {
         /// The exit status.
         status: String,

@@ -309,6 +309,25 @@ impl ManagedEngine {
         }
     }
 
+    /// Completes when dockerd exits by itself, with its exit status and the end of its log.
+    /// Pending forever once the engine has been stopped. Cancel-safe.
+    pub async fn exited(&mut self) -> EngineError {
+        let Some(child) = self.child.as_mut() else {
+            return std::future::pending().await;
+        };
+        let status = child
+            .wait()
+            .await
+            .map_or_else(|e| e.to_string(), |s| s.to_string());
+        self.child = None;
+        let log = self.settings.layout.dockerd_log();
+        EngineError::Exited {
+            tail: log_tail(&log),
+            status,
+            log,
+        }
+    }
+
     /// dockerd's pid while it runs.
     #[must_use]
     pub fn pid(&self) -> Option<u32> {
