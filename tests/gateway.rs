@@ -83,6 +83,10 @@ fn main() {
             non_canonical_paths_are_refused,
         ),
         (
+            "absolute_form_targets_are_checked_by_path",
+            absolute_form_targets_are_checked_by_path,
+        ),
+        (
             "malformed_http_gets_400_and_close",
             malformed_http_gets_400_and_close,
         ),
@@ -692,6 +696,27 @@ fn closed_areas_are_refused_without_effect(rig: &Rig) -> Outcome {
     ensure(
         !done.success() && done.stderr.contains("enhanced container isolation:"),
         || done.describe(),
+    )
+}
+
+fn absolute_form_targets_are_checked_by_path(rig: &Rig) -> Outcome {
+    // The route table judges the path of an absolute-form target like any other.
+    let raw = http::exchange(
+        rig.gateway.socket(),
+        b"POST http://docker/v1.41/swarm/init HTTP/1.1\r\nHost: docker\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        Duration::from_secs(10),
+    )?;
+    let answer = http::parse(&raw).ok_or("unparsable answer")?;
+    ensure(answer.status == 403, || format!("{answer:?}"))?;
+    let raw = http::exchange(
+        rig.gateway.socket(),
+        b"GET http://elsewhere:2375/v1.41/version HTTP/1.1\r\nHost: docker\r\nConnection: close\r\n\r\n",
+        Duration::from_secs(10),
+    )?;
+    let answer = http::parse(&raw).ok_or("unparsable answer")?;
+    ensure(
+        answer.status == 200 && answer.json()["ApiVersion"].is_string(),
+        || format!("{answer:?}"),
     )
 }
 

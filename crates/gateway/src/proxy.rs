@@ -167,6 +167,13 @@ impl Connection {
             }
         };
         let operation = route.operation.name();
+        // The engine gets the origin form (path and query) whatever form the client used; an
+        // absolute-form target's scheme and authority mean nothing on a unix socket.
+        if req.uri().authority().is_some() {
+            if let Some(origin) = req.uri().path_and_query().cloned() {
+                *req.uri_mut() = http::Uri::from(origin);
+            }
+        }
         let upgrade_requested = wants_upgrade(req.headers());
         let hijacking = upgrade_requested && route.operation.hijack() != Hijack::No;
         strip_hop_by_hop(req.headers_mut(), hijacking);
