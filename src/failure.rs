@@ -10,6 +10,14 @@ pub struct Failure {
 }
 
 impl Failure {
+    /// Exit 1: a policy or a check failed.
+    pub fn check(message: impl Into<String>) -> Self {
+        Self {
+            code: 1,
+            message: message.into(),
+        }
+    }
+
     /// Exit 2: the command line is wrong.
     pub fn usage(message: impl Into<String>) -> Self {
         Self {

@@ -29,6 +29,9 @@ enum Command {
     Doctor(commands::doctor::DoctorArgs),
     /// Measure the gateway against the direct engine socket, side by side.
     Bench(stockade_bench::BenchArgs),
+    /// Verify or read audit logs.
+    #[command(subcommand)]
+    Audit(commands::audit::AuditCommand),
 }
 
 fn main() -> ExitCode {
@@ -58,6 +61,7 @@ fn main() -> ExitCode {
             Command::Serve(args) => commands::serve::run(args).await,
             Command::Doctor(args) => commands::doctor::run(args).await,
             Command::Bench(args) => commands::bench::run(args).await,
+            Command::Audit(command) => commands::audit::run(command).await,
         }
     });
     // Flush the log lines before the final message so they come out in order.

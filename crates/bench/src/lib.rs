@@ -41,7 +41,7 @@ pub struct BenchArgs {
     #[arg(long)]
     pub rounds: Option<usize>,
     /// Measure only these (comma-separated): ping, connect, rps, lifecycle, logs, exec, attach,
-    /// archive, rss. Default: all.
+    /// archive, rss, audit. Default: all.
     #[arg(long, value_delimiter = ',')]
     pub only: Vec<String>,
 }
@@ -101,6 +101,7 @@ pub(crate) struct Sizes {
     pub logs_bytes: u64,
     pub stream_bytes: u64,
     pub streams_for_rss: usize,
+    pub audit_records: usize,
 }
 
 fn socket(flag: &'static str, value: &str) -> Result<PathBuf, BenchError> {
@@ -150,6 +151,7 @@ pub async fn run(args: BenchArgs) -> Result<Report, BenchError> {
             logs_bytes: 16 << 20,
             stream_bytes: 16 << 20,
             streams_for_rss: 100,
+            audit_records: 20_000,
         }
     } else {
         Sizes {
@@ -160,6 +162,7 @@ pub async fn run(args: BenchArgs) -> Result<Report, BenchError> {
             logs_bytes: 200 << 20,
             stream_bytes: 100 << 20,
             streams_for_rss: 100,
+            audit_records: 200_000,
         }
     };
     const KNOWN: &[&str] = &[
@@ -172,12 +175,13 @@ pub async fn run(args: BenchArgs) -> Result<Report, BenchError> {
         "attach",
         "archive",
         "rss",
+        "audit",
     ];
     if let Some(unknown) = args.only.iter().find(|m| !KNOWN.contains(&m.as_str())) {
         return Err(BenchError::Usage {
             flag: "--only",
             value: unknown.clone(),
-            reason: "is not one of ping, connect, rps, lifecycle, logs, exec, attach, archive, rss",
+            reason: "is not one of ping, connect, rps, lifecycle, logs, exec, attach, archive, rss, audit",
         });
     }
     let selected = |metric: &str| args.only.is_empty() || args.only.iter().any(|m| m == metric);
@@ -191,6 +195,7 @@ pub async fn run(args: BenchArgs) -> Result<Report, BenchError> {
         attach: selected("attach"),
         archive: selected("archive"),
         rss: selected("rss"),
+        audit: selected("audit"),
     };
     metrics::run_all(&endpoints, &args.image, args.gateway_pid, sizes, selection).await
 }

@@ -386,6 +386,61 @@ async fn rss_with_streams(
     Ok((before as f64 / 1024.0, during as f64 / 1024.0))
 }
 
+/// Appends `count` allow records (group commit) from 16 tasks to a fresh log in the system's
+/// temporary directory, then checks the chain, and returns records per second.
+async fn audit_records_per_second(count: usize) -> Result<f64, BenchError> {
+    use stockade_audit::{AuditLog, Durability, Event, Options};
+    let failed = |detail: String| BenchError::Endpoint {
+        endpoint: "audit".into(),
+        detail,
+    };
+    let path =
+        std::env::temp_dir().join(format!("stockade-bench-audit-{}.log", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    let log = std::sync::Arc::new(
+        AuditLog::open(&path, Options::default()).map_err(|e| failed(e.to_string()))?,
+    );
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for t in 0..16 {
+        let log = std::sync::Arc::clone(&log);
+        tasks.push(tokio::spawn(async move {
+            for n in 0..count / 16 {
+                let event = Event {
+                    uid: Some(1000 + t),
+                    route: Some(format!("GET /v1.41/containers/json?n={n}")),
+                    ..Event::default()
+                };
+                log.append(event, Durability::Grouped).await?;
+            }
+            Ok::<(), stockade_audit::AuditError>(())
+        }));
+    }
+    for task in tasks {
+        task.await
+            .map_err(|e| failed(e.to_string()))?
+            .map_err(|e| failed(e.to_string()))?;
+    }
+    let elapsed = started.elapsed();
+    drop(log);
+    let file = std::fs::File::open(&path).map_err(|e| failed(e.to_string()))?;
+    let verified = stockade_audit::verify(
+        std::io::BufReader::new(file),
+        stockade_audit::Anchor::Genesis,
+    )
+    .map_err(|b| failed(format!("the chain written does not verify: {}", b.reason)))?;
+    let _ = std::fs::remove_file(&path);
+    let written = usize::try_from(verified.records).unwrap_or(0);
+    if written != count / 16 * 16 {
+        return Err(failed(format!(
+            "{written} records verified, {} written",
+            count / 16 * 16
+        )));
+    }
+    #[allow(clippy::cast_precision_loss)]
+    Ok(written as f64 / elapsed.as_secs_f64())
+}
+
 /// Runs `measure` for every endpoint, `rounds` times, rotating the order each round.
 ///
 /// A failure of the direct engine or the gateway ends the run; a peer that fails (HAProxy
@@ -458,6 +513,7 @@ pub(crate) struct Selection {
     pub attach: bool,
     pub archive: bool,
     pub rss: bool,
+    pub audit: bool,
 }
 
 pub(crate) async fn run_all(
@@ -673,6 +729,10 @@ async fn measure_all(
     if let (true, Some(pid)) = (selection.rss, gateway_pid) {
         let (idle, busy) = rss_with_streams(&endpoints[1], pid, sizes.streams_for_rss).await?;
         report.set_rss(idle, busy, sizes.streams_for_rss);
+    }
+    if selection.audit {
+        let rate = audit_records_per_second(sizes.audit_records).await?;
+        report.set_audit(rate, sizes.audit_records);
     }
     for note in notes {
         report.note(note);

@@ -104,6 +104,7 @@ pub struct Report {
     rounds: usize,
     rows: Vec<Row>,
     rss: Option<(f64, f64, usize)>,
+    audit: Option<(f64, usize)>,
     notes: Vec<String>,
 }
 
@@ -114,12 +115,17 @@ impl Report {
             rounds,
             rows: Vec::new(),
             rss: None,
+            audit: None,
             notes: Vec::new(),
         }
     }
 
     pub(crate) fn push(&mut self, row: Row) {
         self.rows.push(row);
+    }
+
+    pub(crate) fn set_audit(&mut self, per_second: f64, records: usize) {
+        self.audit = Some((per_second, records));
     }
 
     pub(crate) fn note(&mut self, note: String) {
@@ -141,6 +147,7 @@ impl Report {
     pub fn all_targets_met(&self) -> bool {
         self.rows.iter().all(|r| r.meets_target() != Some(false))
             && self.rss.is_none_or(|(_, busy, _)| busy < 30.0)
+            && self.audit.is_none_or(|(rate, _)| rate >= 20_000.0)
     }
 }
 
@@ -203,6 +210,13 @@ impl fmt::Display for Report {
             writeln!(
                 f,
                 "gateway RSS: {idle:.1} MiB idle, {busy:.1} MiB with {streams} open event streams  (target < 30 MB) {verdict}"
+            )?;
+        }
+        if let Some((rate, records)) = self.audit {
+            let verdict = if rate >= 20_000.0 { "ok" } else { "MISS" };
+            writeln!(
+                f,
+                "audit log: {rate:.0} records/s, {records} allow records with group commit from 16 tasks, chain verified  (target >= 20000/s) {verdict}"
             )?;
         }
         for note in &self.notes {

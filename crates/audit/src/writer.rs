@@ -1,0 +1,428 @@
+//! Appending to the log: one writer thread and group commit.
+//!
+//! Callers hand events to the writer thread and wait for its answer. The thread takes everything
+//! queued (up to [`MAX_BATCH`]), chains it, and writes it with one `write`. When a record in the
+//! batch must be durable (denials, state changes), it then calls `fdatasync` before answering
+//! anyone. Records that may be group-committed (allows) are synced at the latest after
+//! [`Options::sync_interval`], or once [`Options::max_unsynced`] of them are pending. That is
+//! the bound on what a power loss can take: allow records written in the last interval, never a
+//! durable one. A failed write is undone (the file is cut back to its last whole record), every
+//! caller in the batch gets the error, and the next batch tries again. That is how the log
+//! recovers by itself once the disk has room again.
+
+use crate::record::{line_hash, Event, Record, GENESIS};
+use crate::verify::{verify, Anchor};
+use crate::AuditError;
+use std::fs::{File, OpenOptions};
+use std::io::{BufReader, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, RecvTimeoutError, SyncSender, TrySendError};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// Most records written in one batch.
+pub const MAX_BATCH: usize = 4096;
+
+/// Whether a record must be on disk before the caller is answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// `fdatasync` before the answer: denials and state changes.
+    Sync,
+    /// Written before the answer, synced within the group-commit bound: allows.
+    Grouped,
+}
+
+/// Tuning of the writer.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    /// Longest time a grouped record stays unsynced.
+    pub sync_interval: Duration,
+    /// Most grouped records left unsynced.
+    pub max_unsynced: usize,
+    /// Most events queued for the writer; callers beyond it get an error rather than wait.
+    pub queue: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            sync_interval: Duration::from_millis(50),
+            max_unsynced: 1000,
+            queue: 65_536,
+        }
+    }
+}
+
+type Answer = tokio::sync::oneshot::Sender<Result<u64, AuditError>>;
+
+struct Job {
+    event: Event,
+    durability: Durability,
+    answer: Answer,
+}
+
+/// An open audit log. Dropping it flushes, syncs and stops the writer thread.
+#[derive(Debug)]
+pub struct AuditLog {
+    path: PathBuf,
+    queue: Option<SyncSender<Job>>,
+    writer: Option<std::thread::JoinHandle<()>>,
+}
+
+impl AuditLog {
+    /// Opens (or creates, mode 0600) the log at `path` and continues its chain.
+    ///
+    /// An existing file is verified first. A last record cut short by a crash was never
+    /// acknowledged to anyone and is removed. Any other damage is an error: the log is not
+    /// continued on top of records that do not verify.
+    ///
+    /// # Errors
+    /// [`AuditError::Open`] or [`AuditError::Damaged`].
+    pub fn open(path: &Path, options: Options) -> Result<Self, AuditError> {
+        let open_err = |source| AuditError::Open {
+            path: path.to_owned(),
+            source,
+        };
+        let file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(open_err)?;
+        drop_partial_tail(&file).map_err(open_err)?;
+        let (seq, head) = if file.metadata().map_err(open_err)?.len() == 0 {
+            (0, GENESIS.to_owned())
+        } else {
+            let reader = BufReader::new(File::open(path).map_err(open_err)?);
+            let verified =
+                verify(reader, Anchor::FirstRecord).map_err(|b| AuditError::Damaged {
+                    path: path.to_owned(),
+                    line: b.line,
+                    reason: b.reason,
+                })?;
+            (verified.last_seq, verified.head)
+        };
+        let (queue, jobs) = mpsc::sync_channel(options.queue);
+        let state = WriterState {
+            path: path.to_owned(),
+            file,
+            seq,
+            head,
+            unsynced: 0,
+            last_sync: Instant::now(),
+            options,
+        };
+        let writer = std::thread::Builder::new()
+            .name("audit-writer".into())
+            .spawn(move || state.run(&jobs))
+            .map_err(open_err)?;
+        Ok(Self {
+            path: path.to_owned(),
+            queue: Some(queue),
+            writer: Some(writer),
+        })
+    }
+
+    /// The log's path.
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Appends `event` and returns its sequence number once it is written (and synced, for
+    /// [`Durability::Sync`]).
+    ///
+    /// # Errors
+    /// [`AuditError::Write`] when the record could not be written (the caller must then fail
+    /// closed), [`AuditError::Busy`] when the writer is too far behind, [`AuditError::Closed`].
+    pub async fn append(&self, event: Event, durability: Durability) -> Result<u64, AuditError> {
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        let job = Job {
+            event,
+            durability,
+            answer,
+        };
+        let queue = self.queue.as_ref().ok_or(AuditError::Closed)?;
+        match queue.try_send(job) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => {
+                return Err(AuditError::Busy {
+                    path: self.path.clone(),
+                })
+            }
+            Err(TrySendError::Disconnected(_)) => return Err(AuditError::Closed),
+        }
+        answered.await.map_err(|_| AuditError::Closed)?
+    }
+
+    /// Like [`AuditLog::append`] from blocking code.
+    ///
+    /// # Errors
+    /// As [`AuditLog::append`].
+    pub fn append_blocking(&self, event: Event, durability: Durability) -> Result<u64, AuditError> {
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        let queue = self.queue.as_ref().ok_or(AuditError::Closed)?;
+        queue
+            .send(Job {
+                event,
+                durability,
+                answer,
+            })
+            .map_err(|_| AuditError::Closed)?;
+        answered.blocking_recv().map_err(|_| AuditError::Closed)?
+    }
+}
+
+impl Drop for AuditLog {
+    fn drop(&mut self) {
+        drop(self.queue.take());
+        if let Some(writer) = self.writer.take() {
+            let _ = writer.join();
+        }
+    }
+}
+
+/// Cuts a last line that has no newline (a write interrupted by a crash).
+fn drop_partial_tail(file: &File) -> std::io::Result<()> {
+    use std::io::{Read, Seek, SeekFrom};
+    let len = file.metadata()?.len();
+    if len == 0 {
+        return Ok(());
+    }
+    let mut reader = file;
+    let window = len.min(1 << 20);
+    reader.seek(SeekFrom::Start(len - window))?;
+    let mut tail = Vec::with_capacity(usize::try_from(window).unwrap_or(0));
+    reader.take(window).read_to_end(&mut tail)?;
+    if tail.last() == Some(&b'\n') {
+        return Ok(());
+    }
+    let keep = match tail.iter().rposition(|b| *b == b'\n') {
+        Some(pos) => len - window + pos as u64 + 1,
+        None if window == len => 0,
+        // A single line longer than the window: leave it for verification to report.
+        None => return Ok(()),
+    };
+    file.set_len(keep)?;
+    file.sync_all()
+}
+
+struct WriterState {
+    path: PathBuf,
+    file: File,
+    seq: u64,
+    head: String,
+    unsynced: usize,
+    last_sync: Instant,
+    options: Options,
+}
+
+fn now_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
+
+impl WriterState {
+    fn run(mut self, jobs: &mpsc::Receiver<Job>) {
+        loop {
+            let first = match jobs.recv_timeout(self.options.sync_interval) {
+                Ok(job) => job,
+                Err(RecvTimeoutError::Timeout) => {
+                    if self.unsynced > 0 {
+                        let _ = self.sync();
+                    }
+                    continue;
+                }
+                Err(RecvTimeoutError::Disconnected) => break,
+            };
+            let mut batch = vec![first];
+            while batch.len() < MAX_BATCH {
+                match jobs.try_recv() {
+                    Ok(job) => batch.push(job),
+                    Err(_) => break,
+                }
+            }
+            self.commit(batch);
+        }
+        if self.unsynced > 0 {
+            let _ = self.sync();
+        }
+    }
+
+    fn sync(&mut self) -> std::io::Result<()> {
+        self.file.sync_data()?;
+        self.unsynced = 0;
+        self.last_sync = Instant::now();
+        Ok(())
+    }
+
+    fn commit(&mut self, batch: Vec<Job>) {
+        let mut bytes = Vec::with_capacity(batch.len() * 256);
+        let mut seq = self.seq;
+        let mut head = self.head.clone();
+        let mut answers = Vec::with_capacity(batch.len());
+        let mut durable = false;
+        let time_ns = now_ns();
+        for job in batch {
+            seq += 1;
+            let line = Record::new(job.event, seq, time_ns, head).to_line();
+            head = line_hash(&line);
+            bytes.extend_from_slice(&line);
+            bytes.push(b'\n');
+            durable |= job.durability == Durability::Sync;
+            answers.push((seq, job.answer));
+        }
+        let pending = self.unsynced + answers.len();
+        let must_sync = durable
+            || pending >= self.options.max_unsynced
+            || self.last_sync.elapsed() >= self.options.sync_interval;
+        let before = self.file.metadata().map(|m| m.len());
+        let mut written = self.file.write_all(&bytes);
+        if written.is_ok() {
+            self.unsynced = pending;
+            if must_sync {
+                written = self.sync();
+            }
+        }
+        match written {
+            Ok(()) => {
+                self.seq = seq;
+                self.head = head;
+                for (seq, answer) in answers {
+                    let _ = answer.send(Ok(seq));
+                }
+            }
+            Err(source) => {
+                // Undo a partial write so the file still ends with a whole, chained record.
+                if let Ok(len) = before {
+                    let _ = self.file.set_len(len);
+                }
+                let reason = source.to_string();
+                for (_, answer) in answers {
+                    let _ = answer.send(Err(AuditError::Write {
+                        path: self.path.clone(),
+                        reason: reason.clone(),
+                    }));
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::{Decision, Kind};
+
+    fn event(n: u32) -> Event {
+        Event {
+            kind: Some(Kind::Decision),
+            uid: Some(n),
+            route: Some("GET /_ping".into()),
+            decision: Some(if n % 2 == 0 {
+                Decision::Allow
+            } else {
+                Decision::Deny
+            }),
+            ..Event::default()
+        }
+    }
+
+    fn verify_file(path: &Path) -> crate::verify::Verified {
+        verify(BufReader::new(File::open(path).unwrap()), Anchor::Genesis).unwrap()
+    }
+
+    #[tokio::test]
+    async fn appends_chain_and_survive_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.log");
+        {
+            let log = AuditLog::open(&path, Options::default()).unwrap();
+            for n in 0..10 {
+                let durability = if n % 2 == 0 {
+                    Durability::Grouped
+                } else {
+                    Durability::Sync
+                };
+                assert_eq!(
+                    log.append(event(n), durability).await.unwrap(),
+                    u64::from(n) + 1
+                );
+            }
+        }
+        assert_eq!(verify_file(&path).last_seq, 10);
+        let log = AuditLog::open(&path, Options::default()).unwrap();
+        assert_eq!(log.append(event(99), Durability::Sync).await.unwrap(), 11);
+        drop(log);
+        assert_eq!(verify_file(&path).records, 11);
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+
+    #[tokio::test]
+    async fn concurrent_appends_are_one_chain() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.log");
+        let log = std::sync::Arc::new(AuditLog::open(&path, Options::default()).unwrap());
+        let mut tasks = Vec::new();
+        for t in 0..8u32 {
+            let log = std::sync::Arc::clone(&log);
+            tasks.push(tokio::spawn(async move {
+                for n in 0..200 {
+                    log.append(event(t * 1000 + n), Durability::Grouped)
+                        .await
+                        .unwrap();
+                }
+            }));
+        }
+        for task in tasks {
+            task.await.unwrap();
+        }
+        drop(log);
+        assert_eq!(verify_file(&path).records, 1600);
+    }
+
+    #[test]
+    fn a_crash_cut_last_line_is_dropped_and_the_chain_continues() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.log");
+        {
+            let log = AuditLog::open(&path, Options::default()).unwrap();
+            for n in 0..3 {
+                log.append_blocking(event(n), Durability::Sync).unwrap();
+            }
+        }
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes.extend_from_slice(br#"{"v":1,"seq":4,"time_"#);
+        std::fs::write(&path, &bytes).unwrap();
+        let log = AuditLog::open(&path, Options::default()).unwrap();
+        assert_eq!(log.append_blocking(event(7), Durability::Sync).unwrap(), 4);
+        drop(log);
+        assert_eq!(verify_file(&path).records, 4);
+    }
+
+    #[test]
+    fn a_tampered_log_is_not_continued() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.log");
+        {
+            let log = AuditLog::open(&path, Options::default()).unwrap();
+            for n in 0..3 {
+                log.append_blocking(event(n), Durability::Sync).unwrap();
+            }
+        }
+        let text = std::fs::read_to_string(&path)
+            .unwrap()
+            .replacen("\"uid\":0", "\"uid\":5", 1);
+        std::fs::write(&path, text).unwrap();
+        match AuditLog::open(&path, Options::default()) {
+            Err(AuditError::Damaged { line, .. }) => assert_eq!(line, 2),
+            other => panic!("expected Damaged, got {other:?}"),
+        }
+    }
+}

@@ -1,0 +1,166 @@
+//! `stockade audit verify|tail`: check the hash chain of audit log files, print records.
+
+use crate::failure::Failure;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::PathBuf;
+use std::time::Duration;
+use stockade_audit::{format_time, verify, Anchor, Record};
+
+/// `stockade audit` subcommands.
+#[derive(Debug, clap::Subcommand)]
+pub enum AuditCommand {
+    /// Check the hash chain; with several files (oldest first), also that each continues the one
+    /// before. Exit 1 naming the first bad record.
+    Verify {
+        /// Audit log files, oldest first.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Print records readably.
+    Tail {
+        /// The audit log.
+        file: PathBuf,
+        /// Keep printing records as they are appended, until Ctrl-C.
+        #[arg(long)]
+        follow: bool,
+        /// Print the stored JSON lines as they are.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub async fn run(command: AuditCommand) -> Result<(), Failure> {
+    match command {
+        AuditCommand::Verify { files } => verify_files(&files),
+        AuditCommand::Tail { file, follow, json } => tail(&file, follow, json).await,
+    }
+}
+
+fn open(path: &PathBuf) -> Result<std::fs::File, Failure> {
+    std::fs::File::open(path)
+        .map_err(|e| Failure::usage(format!("cannot open {}: {e}", path.display())))
+}
+
+fn first_seq(path: &PathBuf) -> Result<Option<u64>, Failure> {
+    let mut first = String::new();
+    BufReader::new(open(path)?)
+        .read_line(&mut first)
+        .map_err(|e| Failure::usage(format!("cannot read {}: {e}", path.display())))?;
+    Ok(serde_json::from_str::<Record>(first.trim_end())
+        .ok()
+        .map(|r| r.seq))
+}
+
+fn verify_files(files: &[PathBuf]) -> Result<(), Failure> {
+    let mut out = std::io::stdout().lock();
+    let mut anchor = None;
+    for path in files {
+        let this_anchor = match anchor.take() {
+            Some(anchor) => anchor,
+            None => match first_seq(path)? {
+                Some(seq) if seq > 1 => {
+                    let _ = writeln!(
+                        out,
+                        "{}: starts at record {seq}; the records before it are in earlier files not given here",
+                        path.display()
+                    );
+                    Anchor::FirstRecord
+                }
+                _ => Anchor::Genesis,
+            },
+        };
+        let verified = verify(BufReader::new(open(path)?), this_anchor).map_err(|b| {
+            Failure::check(format!(
+                "{}:{}: record {}: {}",
+                path.display(),
+                b.line,
+                b.expected_seq,
+                b.reason
+            ))
+        })?;
+        let _ = writeln!(
+            out,
+            "{}: {} records ({}..{}) verified, head {}",
+            path.display(),
+            verified.records,
+            verified.first_seq,
+            verified.last_seq,
+            verified.head
+        );
+        anchor = Some(Anchor::After {
+            seq: verified.last_seq + 1,
+            head: verified.head,
+        });
+    }
+    Ok(())
+}
+
+fn readable(line: &str) -> String {
+    let Ok(record) = serde_json::from_str::<Record>(line) else {
+        return format!("(not a valid record) {line}");
+    };
+    let mut text = format!(
+        "{} #{} {}",
+        format_time(record.time_ns),
+        record.seq,
+        serde_json::to_value(record.kind)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default()
+    );
+    if let Some(uid) = record.uid {
+        text.push_str(&format!(" uid={uid}"));
+    }
+    if let Some(container) = &record.container {
+        text.push_str(&format!(" container={container}"));
+    }
+    if let Some(decision) = record.decision {
+        text.push_str(match decision {
+            stockade_audit::Decision::Allow => " ALLOW",
+            stockade_audit::Decision::Deny => " DENY",
+        });
+    }
+    if let Some(route) = &record.route {
+        text.push_str(&format!(" {route}"));
+    }
+    for (key, value) in &record.summary {
+        text.push_str(&format!(" {key}={value}"));
+    }
+    if let Some(rule) = &record.rule {
+        text.push_str(&format!(" rule={rule}"));
+    }
+    if let Some(reason) = &record.reason {
+        text.push_str(&format!(" reason={reason:?}"));
+    }
+    text
+}
+
+async fn tail(path: &PathBuf, follow: bool, json: bool) -> Result<(), Failure> {
+    let mut file = open(path)?;
+    let mut pending = Vec::new();
+    let mut chunk = vec![0u8; 64 * 1024];
+    loop {
+        let read = file
+            .read(&mut chunk)
+            .map_err(|e| Failure::usage(format!("cannot read {}: {e}", path.display())))?;
+        if read == 0 {
+            if !follow {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            continue;
+        }
+        pending.extend_from_slice(&chunk[..read]);
+        let mut out = std::io::stdout().lock();
+        while let Some(end) = pending.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = pending.drain(..=end).collect();
+            let line = String::from_utf8_lossy(&line[..line.len() - 1]).into_owned();
+            let shown = if json { line } else { readable(&line) };
+            if writeln!(out, "{shown}").is_err() {
+                return Ok(());
+            }
+        }
+        let _ = out.flush();
+    }
+    Ok(())
+}
