@@ -87,6 +87,18 @@ fn main() {
             absolute_form_targets_are_checked_by_path,
         ),
         (
+            "audit_records_every_decision_and_verifies",
+            audit_records_every_decision_and_verifies,
+        ),
+        (
+            "audit_unwritable_fails_closed_and_recovers",
+            audit_unwritable_fails_closed_and_recovers,
+        ),
+        (
+            "audit_denials_survive_sigkill",
+            audit_denials_survive_sigkill,
+        ),
+        (
             "malformed_http_gets_400_and_close",
             malformed_http_gets_400_and_close,
         ),
@@ -717,6 +729,190 @@ fn absolute_form_targets_are_checked_by_path(rig: &Rig) -> Outcome {
     ensure(
         answer.status == 200 && answer.json()["ApiVersion"].is_string(),
         || format!("{answer:?}"),
+    )
+}
+
+fn audit_records(path: &Path) -> Result<Vec<serde_json::Value>, Failed> {
+    Ok(std::fs::read_to_string(path)?
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or(serde_json::Value::Null))
+        .collect())
+}
+
+fn audit_verify(path: &Path) -> Result<stockade_test_support::Finished, Failed> {
+    let mut command = std::process::Command::new(STOCKADE);
+    command.args(["audit", "verify"]).arg(path);
+    Ok(run_with_timeout(&mut command, None, SHORT)?)
+}
+
+fn audit_records_every_decision_and_verifies(rig: &Rig) -> Outcome {
+    let dir = scratch_dir("audit")?;
+    let log = dir.join("audit.log");
+    let mut gateway = Gateway::start(
+        Path::new(STOCKADE),
+        &rig.engine.socket(),
+        &dir.join("gw.sock"),
+        &["--audit-log", &log.to_string_lossy()],
+    )?;
+    let cli = gateway.cli();
+    must(&cli, &["version"])?;
+    let denied = http::request(gateway.socket(), "POST", "/v1.41/swarm/init", &[], b"{}")?;
+    ensure(denied.status == 403, || format!("{denied:?}"))?;
+    gateway.stop_with(nix::sys::signal::Signal::SIGTERM);
+    let verified = audit_verify(&log)?;
+    ensure(verified.success(), || verified.describe())?;
+    let records = audit_records(&log)?;
+    let _ = std::fs::remove_dir_all(&dir);
+    ensure(
+        records
+            .first()
+            .is_some_and(|r| r["kind"] == "gateway_start"),
+        || format!("{records:?}"),
+    )?;
+    ensure(
+        records.last().is_some_and(|r| r["kind"] == "gateway_stop"),
+        || format!("{records:?}"),
+    )?;
+    ensure(
+        records.iter().any(|r| {
+            r["decision"] == "allow" && r["uid"] == 0 && r["summary"]["operation"] == "version"
+        }),
+        || format!("no allow record for version: {records:?}"),
+    )?;
+    ensure(
+        records.iter().any(|r| {
+            r["decision"] == "deny"
+                && r["route"] == "POST /v1.41/swarm/init"
+                && r["reason"].as_str().is_some_and(|m| m.contains("swarm"))
+        }),
+        || format!("no deny record for swarm init: {records:?}"),
+    )
+}
+
+fn audit_unwritable_fails_closed_and_recovers(rig: &Rig) -> Outcome {
+    let dir = scratch_dir("auditfull")?;
+    let mount = dir.join("small");
+    std::fs::create_dir(&mount)?;
+    stockade_test_support::must_run(
+        std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=64k"])
+            .arg("tmpfs")
+            .arg(&mount),
+        SHORT,
+    )?;
+    let result = (|| -> Outcome {
+        let log = mount.join("audit.log");
+        let gateway = Gateway::start(
+            Path::new(STOCKADE),
+            &rig.engine.socket(),
+            &dir.join("gw.sock"),
+            &["--audit-log", &log.to_string_lossy()],
+        )?;
+        // Fill the file system.
+        let filler = mount.join("filler");
+        let mut file = std::fs::File::create(&filler)?;
+        let chunk = vec![0u8; 4096];
+        while std::io::Write::write_all(&mut file, &chunk).is_ok() {}
+        drop(file);
+        // The log's last page may still have room for a few records; then writing fails.
+        let mut refused_ping = false;
+        for _ in 0..200 {
+            let answer = http::request(gateway.socket(), "GET", "/_ping", &[], b"")?;
+            if answer.status == 403 {
+                ensure(answer.message().contains("cannot be recorded"), || {
+                    answer.message()
+                })?;
+                refused_ping = true;
+                break;
+            }
+        }
+        ensure(refused_ping, || {
+            "requests were still served with the audit log's disk full".into()
+        })?;
+        let name = unique("full");
+        let body = serde_json::json!({"Image": TEST_IMAGE, "Cmd": ["true"]}).to_string();
+        let refused = http::request(
+            gateway.socket(),
+            "POST",
+            &format!("/v1.41/containers/create?name={name}"),
+            &[("Content-Type", "application/json")],
+            body.as_bytes(),
+        )?;
+        ensure(
+            refused.status == 403 && refused.message().contains("cannot be recorded"),
+            || format!("{} {:?}", refused.status, refused.message()),
+        )?;
+        // The effect: no such container came to exist.
+        let absent = rig
+            .engine_cli()
+            .run(&["container", "inspect", &name], None, SHORT)?;
+        ensure(!absent.success(), || {
+            "the container was created although it could not be recorded".into()
+        })?;
+        // Room again: the log recovers by itself.
+        std::fs::remove_file(&filler)?;
+        let served = http::request(gateway.socket(), "GET", "/v1.41/version", &[], b"")?;
+        ensure(served.status == 200, || {
+            format!("after freeing space: {served:?}")
+        })?;
+        drop(gateway);
+        let verified = audit_verify(&log)?;
+        ensure(verified.success(), || verified.describe())
+    })();
+    let _ = run_with_timeout(
+        std::process::Command::new("umount").arg(&mount),
+        None,
+        SHORT,
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+fn audit_denials_survive_sigkill(rig: &Rig) -> Outcome {
+    let dir = scratch_dir("auditkill")?;
+    let log = dir.join("audit.log");
+    let mut gateway = Gateway::start(
+        Path::new(STOCKADE),
+        &rig.engine.socket(),
+        &dir.join("gw.sock"),
+        &["--audit-log", &log.to_string_lossy()],
+    )?;
+    let socket = gateway.socket().to_owned();
+    // A burst of denied requests from four clients; the gateway is killed in the middle of it.
+    let answered = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let workers: Vec<_> = (0..4)
+        .map(|_| {
+            let socket = socket.clone();
+            let answered = std::sync::Arc::clone(&answered);
+            std::thread::spawn(move || {
+                for _ in 0..200 {
+                    match http::request(&socket, "POST", "/v1.41/swarm/init", &[], b"{}") {
+                        Ok(answer) if answer.status == 403 => {
+                            answered.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        }
+                        _ => break,
+                    }
+                }
+            })
+        })
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while answered.load(std::sync::atomic::Ordering::SeqCst) < 50 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    gateway.stop_with(nix::sys::signal::Signal::SIGKILL);
+    for worker in workers {
+        let _ = worker.join();
+    }
+    let denials_answered = answered.load(std::sync::atomic::Ordering::SeqCst);
+    let verified = audit_verify(&log)?;
+    let records = audit_records(&log)?;
+    let _ = std::fs::remove_dir_all(&dir);
+    ensure(verified.success(), || verified.describe())?;
+    let denials_recorded = records.iter().filter(|r| r["decision"] == "deny").count();
+    ensure(
+        denials_answered >= 50 && denials_recorded >= denials_answered,
+        || format!("{denials_answered} denials answered, {denials_recorded} recorded"),
     )
 }
 

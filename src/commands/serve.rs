@@ -17,6 +17,9 @@ pub struct ServeArgs {
     /// Group that may connect to the listening socket (mode 0660).
     #[arg(long, default_value = "docker")]
     group: String,
+    /// Record every decision in this hash-chained audit log (created 0600 if missing).
+    #[arg(long)]
+    audit_log: Option<PathBuf>,
 }
 
 pub async fn run(args: ServeArgs) -> Result<(), Failure> {
@@ -28,28 +31,35 @@ pub async fn run(args: ServeArgs) -> Result<(), Failure> {
         .await
         .map_err(|e| Failure::unsafe_env(e.to_string()))?;
     tracing::info!(engine = %engine.display(), version = %facts.version, isolation = ?facts.isolation, "engine checked");
-    serve_until_signal(engine, &listen, gid, &mut signals).await
+    let audit = open_audit(args.audit_log.as_deref())?;
+    let listener = GatewayListener::bind(&listen, SocketOwnership { gid, mode: 0o660 })
+        .map_err(|e| Failure::unsafe_env(e.to_string()))?;
+    serve_on(listener, engine, audit, &mut signals).await
 }
 
-/// Binds the gateway socket and serves until SIGINT/SIGTERM; the socket is removed on return.
-pub async fn serve_until_signal(
-    engine: PathBuf,
-    listen: &std::path::Path,
-    gid: u32,
-    signals: &mut Signals,
-) -> Result<(), Failure> {
-    let listener = GatewayListener::bind(listen, SocketOwnership { gid, mode: 0o660 })
-        .map_err(|e| Failure::unsafe_env(e.to_string()))?;
-    serve_on(listener, engine, signals).await
+/// Opens the audit log if one is asked for; a log that cannot be opened, or that does not
+/// verify, stops the start (fail closed).
+pub fn open_audit(
+    path: Option<&std::path::Path>,
+) -> Result<Option<std::sync::Arc<stockade_audit::AuditLog>>, Failure> {
+    path.map(|path| {
+        stockade_audit::AuditLog::open(path, stockade_audit::Options::default())
+            .map(std::sync::Arc::new)
+            .map_err(|e| Failure::unsafe_env(e.to_string()))
+    })
+    .transpose()
 }
 
 /// Serves on an already bound listener until SIGINT/SIGTERM.
 pub async fn serve_on(
     listener: GatewayListener,
     engine: PathBuf,
+    audit: Option<std::sync::Arc<stockade_audit::AuditLog>>,
     signals: &mut Signals,
 ) -> Result<(), Failure> {
-    stockade_gateway::serve(listener, GatewayConfig::new(engine), signals.recv())
+    let mut config = GatewayConfig::new(engine);
+    config.audit = audit;
+    stockade_gateway::serve(listener, config, signals.recv())
         .await
         .map_err(|e| Failure::unsafe_env(e.to_string()))
 }

@@ -25,6 +25,9 @@ pub struct UpArgs {
     /// Group that may connect to the gateway socket (mode 0660).
     #[arg(long, default_value = "docker")]
     group: String,
+    /// Record every decision in this hash-chained audit log (created 0600 if missing).
+    #[arg(long)]
+    audit_log: Option<PathBuf>,
 }
 
 pub async fn run(args: UpArgs) -> Result<(), Failure> {
@@ -37,6 +40,7 @@ pub async fn run(args: UpArgs) -> Result<(), Failure> {
         Failure::unsafe_env("dockerd was not found; install it with `apt-get install docker.io`")
     })?;
     let gid = group_id(&args.group)?;
+    let audit = super::serve::open_audit(args.audit_log.as_deref())?;
     let layout = match &args.state_dir {
         Some(dir) => Layout::in_state_dir(&absolute(dir)?),
         None => Layout::system(),
@@ -54,7 +58,7 @@ pub async fn run(args: UpArgs) -> Result<(), Failure> {
         .await
         .map_err(|e| Failure::unsafe_env(e.to_string()))?;
     let result = tokio::select! {
-        result = serve(&layout, gid, &mut signals) => result,
+        result = serve(&layout, gid, audit, &mut signals) => result,
         // An engine that dies under the gateway is not papered over with 502s: stop and say so.
         died = engine.exited() => Err(Failure::unsafe_env(format!(
             "the managed engine stopped unexpectedly, so stockade is stopping too: {died}"
@@ -64,7 +68,12 @@ pub async fn run(args: UpArgs) -> Result<(), Failure> {
     result
 }
 
-async fn serve(layout: &Layout, gid: u32, signals: &mut Signals) -> Result<(), Failure> {
+async fn serve(
+    layout: &Layout,
+    gid: u32,
+    audit: Option<std::sync::Arc<stockade_audit::AuditLog>>,
+    signals: &mut Signals,
+) -> Result<(), Failure> {
     // The engine we just configured must pass the same checks `serve` applies to any engine.
     let facts = stockade_engine::check_engine(&layout.engine_socket)
         .await
@@ -82,7 +91,7 @@ async fn serve(layout: &Layout, gid: u32, signals: &mut Signals) -> Result<(), F
         );
         let _ = out.flush();
     }
-    super::serve::serve_on(listener, layout.engine_socket.clone(), signals).await
+    super::serve::serve_on(listener, layout.engine_socket.clone(), audit, signals).await
 }
 
 fn absolute(dir: &std::path::Path) -> Result<PathBuf, Failure> {

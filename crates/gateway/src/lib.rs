@@ -74,6 +74,9 @@ pub struct GatewayConfig {
     pub max_connections: usize,
     /// Most idle engine connections kept for reuse by new client connections.
     pub idle_engine_connections: usize,
+    /// Where every decision is recorded. When set, a request whose record cannot be written is
+    /// refused (fail closed), and a denial's record is on disk before the denial is sent.
+    pub audit: Option<Arc<stockade_audit::AuditLog>>,
 }
 
 impl GatewayConfig {
@@ -86,6 +89,7 @@ impl GatewayConfig {
             header_read_timeout: Duration::from_secs(30),
             max_connections: 1024,
             idle_engine_connections: 32,
+            audit: None,
         }
     }
 }
@@ -101,6 +105,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), GatewayError> {
     let config = Arc::new(config);
+    record_state_change(&config, stockade_audit::Kind::GatewayStart, &listener).await;
     let permits = Arc::new(tokio::sync::Semaphore::new(config.max_connections));
     let pool = Arc::new(proxy::Pool::new(config.idle_engine_connections));
     let mut connections = tokio::task::JoinSet::new();
@@ -146,7 +151,30 @@ pub async fn serve(
     }
     tracing::info!(listen = %listener.path().display(), "gateway stopping");
     connections.shutdown().await;
+    record_state_change(&config, stockade_audit::Kind::GatewayStop, &listener).await;
     Ok(())
+}
+
+async fn record_state_change(
+    config: &GatewayConfig,
+    kind: stockade_audit::Kind,
+    listener: &GatewayListener,
+) {
+    let Some(audit) = &config.audit else { return };
+    let mut event = stockade_audit::Event {
+        kind: Some(kind),
+        ..stockade_audit::Event::default()
+    };
+    event.summary.insert(
+        "listen".into(),
+        listener.path().display().to_string().into(),
+    );
+    event
+        .summary
+        .insert("engine".into(), config.engine.display().to_string().into());
+    if let Err(e) = audit.append(event, stockade_audit::Durability::Sync).await {
+        tracing::error!(error = %e, "cannot record the gateway's {kind:?} in the audit log");
+    }
 }
 
 fn transient_accept_error(e: &io::Error) -> bool {

@@ -163,10 +163,26 @@ impl Connection {
                     started,
                     Some(refusal.message()),
                 );
+                // Denied either way; a record that cannot be written is logged by `record`.
+                let _ = self
+                    .record(&method, &path, "-", Some(refusal.message()))
+                    .await;
                 return refuse_after_draining(req.into_body(), refusal).await;
             }
         };
         let operation = route.operation.name();
+        // Fail closed: a request that cannot be recorded is not forwarded.
+        if let Err(refusal) = self.record(&method, &path, operation, None).await {
+            self.log(
+                &method,
+                &path,
+                operation,
+                refusal.status(),
+                started,
+                Some(refusal.message()),
+            );
+            return refuse_after_draining(req.into_body(), refusal).await;
+        }
         // The engine gets the origin form (path and query) whatever form the client used; an
         // absolute-form target's scheme and authority mean nothing on a unix socket.
         if req.uri().authority().is_some() {
@@ -217,6 +233,60 @@ impl Connection {
                 refusal.into_response()
             }
         }
+    }
+
+    /// Records the decision on this request in the audit log, if there is one. A denial
+    /// (`refusal` set) is synced to disk before this returns; an allow is written with group
+    /// commit. An allow that cannot be recorded becomes a refusal.
+    async fn record(
+        &self,
+        method: &http::Method,
+        path: &str,
+        operation: &str,
+        refusal: Option<&str>,
+    ) -> Result<(), Refusal> {
+        let Some(audit) = &self.config.audit else {
+            return Ok(());
+        };
+        let mut event = stockade_audit::Event {
+            kind: Some(stockade_audit::Kind::Decision),
+            uid: Some(self.peer.uid),
+            route: Some(format!("{method} {path}")),
+            decision: Some(if refusal.is_some() {
+                stockade_audit::Decision::Deny
+            } else {
+                stockade_audit::Decision::Allow
+            }),
+            rule: Some(
+                if refusal.is_some() {
+                    "route.deny"
+                } else {
+                    "route.allow"
+                }
+                .to_owned(),
+            ),
+            reason: refusal.map(str::to_owned),
+            ..stockade_audit::Event::default()
+        };
+        event.summary.insert("operation".into(), operation.into());
+        if let Some(pid) = self.peer.pid {
+            event.summary.insert("pid".into(), pid.into());
+        }
+        let durability = if refusal.is_some() {
+            stockade_audit::Durability::Sync
+        } else {
+            stockade_audit::Durability::Grouped
+        };
+        audit
+            .append(event, durability)
+            .await
+            .map(|_| ())
+            .map_err(|e| {
+                tracing::error!(error = %e, "audit record failed");
+                Refusal::Denied(format!(
+                    "stockade refused the request because it cannot be recorded: {e}"
+                ))
+            })
     }
 
     fn log(

@@ -633,6 +633,12 @@ impl Gateway {
         Docker::new(&self.socket)
     }
 
+    /// Stops the gateway with `signal` (SIGTERM for a clean stop, SIGKILL for a crash) and
+    /// returns its exit code.
+    pub fn stop_with(&mut self, signal: Signal) -> Option<i32> {
+        self.process.stop_with(signal)
+    }
+
     /// Open unix-socket file descriptors held by the gateway process.
     #[must_use]
     pub fn socket_fds(&self) -> usize {
