@@ -61,6 +61,11 @@ for applet in sh cat true head yes tr sleep; do ln -s busybox "$rootfs/bin/$appl
 tar -C "$rootfs" -cf "$state/rootfs.tar" .
 DOCKER_HOST="unix://$engine" docker import -c 'CMD ["/bin/sh"]' "$state/rootfs.tar" stockade-bench/busybox:latest >/dev/null
 
+# The gateway again, recording every decision in an audit log: its cost is the difference to the
+# "stockade" column.
+"$bin" serve --engine "unix://$engine" --listen "unix://$state/audited.sock" \
+    --audit-log "$state/audit.log" 2>/dev/null &
+pids+=($!)
 socat "UNIX-LISTEN:$state/socat.sock,fork,backlog=1024" "UNIX-CONNECT:$engine" 2>/dev/null &
 pids+=($!)
 cat >"$state/haproxy.cfg" <<CFG
@@ -81,8 +86,15 @@ backend engine
 CFG
 haproxy -f "$state/haproxy.cfg" -db &
 pids+=($!)
-for _ in $(seq 1 50); do [ -S "$state/socat.sock" ] && [ -S "$state/haproxy.sock" ] && break; sleep 0.1; done
+for _ in $(seq 1 50); do
+    [ -S "$state/socat.sock" ] && [ -S "$state/haproxy.sock" ] && [ -S "$state/audited.sock" ] && break
+    sleep 0.1
+done
 
+status=0
 "$bin" bench --direct "unix://$engine" --gateway "unix://$gateway" \
+    --peer "audited=unix://$state/audited.sock" \
     --peer "socat=unix://$state/socat.sock" --peer "haproxy=unix://$state/haproxy.sock" \
-    --image stockade-bench/busybox:latest --gateway-pid "$up_pid" "$@"
+    --image stockade-bench/busybox:latest --gateway-pid "$up_pid" "$@" || status=$?
+"$bin" audit verify "$state/audit.log" | tail -1
+exit $status

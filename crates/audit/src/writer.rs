@@ -67,6 +67,7 @@ pub struct AuditLog {
     path: PathBuf,
     queue: Option<SyncSender<Job>>,
     writer: Option<std::thread::JoinHandle<()>>,
+    healthy: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl AuditLog {
@@ -104,7 +105,9 @@ impl AuditLog {
             (verified.last_seq, verified.head)
         };
         let (queue, jobs) = mpsc::sync_channel(options.queue);
+        let healthy = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
         let state = WriterState {
+            healthy: std::sync::Arc::clone(&healthy),
             path: path.to_owned(),
             file,
             seq,
@@ -121,7 +124,43 @@ impl AuditLog {
             path: path.to_owned(),
             queue: Some(queue),
             writer: Some(writer),
+            healthy,
         })
+    }
+
+    /// Whether the last write succeeded.
+    #[must_use]
+    pub fn is_healthy(&self) -> bool {
+        self.healthy.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Appends a group-committed record without waiting for it to be written, while the log is
+    /// healthy; otherwise waits like [`AuditLog::append`], so that a caller learns of a failing
+    /// log and the first write that works again restores the fast path.
+    ///
+    /// What this costs: when a write fails, the records of that batch that nobody waited for
+    /// are lost (at most one batch, [`MAX_BATCH`] records). Every record after that is waited
+    /// for until writing works again.
+    ///
+    /// # Errors
+    /// As [`AuditLog::append`].
+    pub async fn append_grouped(&self, event: Event) -> Result<(), AuditError> {
+        if !self.is_healthy() {
+            return self.append(event, Durability::Grouped).await.map(|_| ());
+        }
+        let (answer, _unheard) = tokio::sync::oneshot::channel();
+        let queue = self.queue.as_ref().ok_or(AuditError::Closed)?;
+        match queue.try_send(Job {
+            event,
+            durability: Durability::Grouped,
+            answer,
+        }) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(_)) => Err(AuditError::Busy {
+                path: self.path.clone(),
+            }),
+            Err(TrySendError::Disconnected(_)) => Err(AuditError::Closed),
+        }
     }
 
     /// The log's path.
@@ -209,6 +248,7 @@ fn drop_partial_tail(file: &File) -> std::io::Result<()> {
 }
 
 struct WriterState {
+    healthy: std::sync::Arc<std::sync::atomic::AtomicBool>,
     path: PathBuf,
     file: File,
     seq: u64,
@@ -288,6 +328,8 @@ impl WriterState {
         }
         match written {
             Ok(()) => {
+                self.healthy
+                    .store(true, std::sync::atomic::Ordering::Release);
                 self.seq = seq;
                 self.head = head;
                 for (seq, answer) in answers {
@@ -295,6 +337,8 @@ impl WriterState {
                 }
             }
             Err(source) => {
+                self.healthy
+                    .store(false, std::sync::atomic::Ordering::Release);
                 // Undo a partial write so the file still ends with a whole, chained record.
                 if let Ok(len) = before {
                     let _ = self.file.set_len(len);
@@ -385,6 +429,19 @@ mod tests {
         }
         drop(log);
         assert_eq!(verify_file(&path).records, 1600);
+    }
+
+    #[tokio::test]
+    async fn grouped_appends_without_waiting_are_all_written_by_close() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.log");
+        let log = AuditLog::open(&path, Options::default()).unwrap();
+        assert!(log.is_healthy());
+        for n in 0..500 {
+            log.append_grouped(event(n)).await.unwrap();
+        }
+        drop(log);
+        assert_eq!(verify_file(&path).records, 500);
     }
 
     #[test]

@@ -236,8 +236,9 @@ impl Connection {
     }
 
     /// Records the decision on this request in the audit log, if there is one. A denial
-    /// (`refusal` set) is synced to disk before this returns; an allow is written with group
-    /// commit. An allow that cannot be recorded becomes a refusal.
+    /// (`refusal` set) is synced to disk before this returns; an allow is queued for group
+    /// commit (waited for only while the log is failing). An allow that cannot be recorded
+    /// becomes a refusal.
     async fn record(
         &self,
         method: &http::Method,
