@@ -59,12 +59,6 @@ pub enum AuditError {
         /// The underlying error, as text (it is handed to every caller of a batch).
         reason: String,
     },
-    /// Too many records are waiting for the writer.
-    #[error("the audit log {path} is too far behind; the disk may be too slow")]
-    Busy {
-        /// The log path.
-        path: PathBuf,
-    },
     /// The log was closed.
     #[error("the audit log is closed")]
     Closed,

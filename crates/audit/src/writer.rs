@@ -17,11 +17,15 @@ use std::fs::{File, OpenOptions};
 use std::io::{BufReader, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{self, RecvTimeoutError, SyncSender, TrySendError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tokio::sync::mpsc::error::{TryRecvError, TrySendError};
+use tokio::sync::mpsc::{self, Sender};
 
 /// Most records written in one batch.
 pub const MAX_BATCH: usize = 4096;
+
+/// How long the writer parks between looks at the queue while records are coming.
+const ACTIVE_PARK: Duration = Duration::from_millis(2);
 
 /// Whether a record must be on disk before the caller is answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,7 +43,7 @@ pub struct Options {
     pub sync_interval: Duration,
     /// Most grouped records left unsynced.
     pub max_unsynced: usize,
-    /// Most events queued for the writer; callers beyond it get an error rather than wait.
+    /// Most events queued for the writer; callers beyond it wait for room.
     pub queue: usize,
 }
 
@@ -65,7 +69,7 @@ struct Job {
 #[derive(Debug)]
 pub struct AuditLog {
     path: PathBuf,
-    queue: Option<SyncSender<Job>>,
+    queue: Option<Sender<Job>>,
     writer: Option<std::thread::JoinHandle<()>>,
     healthy: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
@@ -104,7 +108,7 @@ impl AuditLog {
                 })?;
             (verified.last_seq, verified.head)
         };
-        let (queue, jobs) = mpsc::sync_channel(options.queue);
+        let (queue, jobs) = mpsc::channel(options.queue.max(1));
         let healthy = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
         let state = WriterState {
             healthy: std::sync::Arc::clone(&healthy),
@@ -118,7 +122,7 @@ impl AuditLog {
         };
         let writer = std::thread::Builder::new()
             .name("audit-writer".into())
-            .spawn(move || state.run(&jobs))
+            .spawn(move || state.run(jobs))
             .map_err(open_err)?;
         Ok(Self {
             path: path.to_owned(),
@@ -148,18 +152,23 @@ impl AuditLog {
         if !self.is_healthy() {
             return self.append(event, Durability::Grouped).await.map(|_| ());
         }
+        // Not waited for, so the writer is not woken: it picks the record up within
+        // ACTIVE_PARK, or the sync interval when idle.
         let (answer, _unheard) = tokio::sync::oneshot::channel();
         let queue = self.queue.as_ref().ok_or(AuditError::Closed)?;
-        match queue.try_send(Job {
+        let job = Job {
             event,
             durability: Durability::Grouped,
             answer,
-        }) {
+        };
+        match queue.try_send(job) {
             Ok(()) => Ok(()),
-            Err(TrySendError::Full(_)) => Err(AuditError::Busy {
-                path: self.path.clone(),
-            }),
-            Err(TrySendError::Disconnected(_)) => Err(AuditError::Closed),
+            // The writer is behind: wait for room (backpressure) and make sure it is awake.
+            Err(TrySendError::Full(job)) => {
+                self.wake_writer();
+                queue.send(job).await.map_err(|_| AuditError::Closed)
+            }
+            Err(TrySendError::Closed(_)) => Err(AuditError::Closed),
         }
     }
 
@@ -174,7 +183,7 @@ impl AuditLog {
     ///
     /// # Errors
     /// [`AuditError::Write`] when the record could not be written (the caller must then fail
-    /// closed), [`AuditError::Busy`] when the writer is too far behind, [`AuditError::Closed`].
+    /// closed), [`AuditError::Closed`].
     pub async fn append(&self, event: Event, durability: Durability) -> Result<u64, AuditError> {
         let (answer, answered) = tokio::sync::oneshot::channel();
         let job = Job {
@@ -183,15 +192,9 @@ impl AuditLog {
             answer,
         };
         let queue = self.queue.as_ref().ok_or(AuditError::Closed)?;
-        match queue.try_send(job) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_)) => {
-                return Err(AuditError::Busy {
-                    path: self.path.clone(),
-                })
-            }
-            Err(TrySendError::Disconnected(_)) => return Err(AuditError::Closed),
-        }
+        // Waits for room when the writer is behind (backpressure, never a dropped record).
+        queue.send(job).await.map_err(|_| AuditError::Closed)?;
+        self.wake_writer();
         answered.await.map_err(|_| AuditError::Closed)?
     }
 
@@ -203,19 +206,27 @@ impl AuditLog {
         let (answer, answered) = tokio::sync::oneshot::channel();
         let queue = self.queue.as_ref().ok_or(AuditError::Closed)?;
         queue
-            .send(Job {
+            .blocking_send(Job {
                 event,
                 durability,
                 answer,
             })
             .map_err(|_| AuditError::Closed)?;
+        self.wake_writer();
         answered.blocking_recv().map_err(|_| AuditError::Closed)?
+    }
+
+    fn wake_writer(&self) {
+        if let Some(writer) = &self.writer {
+            writer.thread().unpark();
+        }
     }
 }
 
 impl Drop for AuditLog {
     fn drop(&mut self) {
         drop(self.queue.take());
+        self.wake_writer();
         if let Some(writer) = self.writer.take() {
             let _ = writer.join();
         }
@@ -265,24 +276,37 @@ fn now_ns() -> u64 {
 }
 
 impl WriterState {
-    fn run(mut self, jobs: &mpsc::Receiver<Job>) {
-        loop {
-            let first = match jobs.recv_timeout(self.options.sync_interval) {
-                Ok(job) => job,
-                Err(RecvTimeoutError::Timeout) => {
-                    if self.unsynced > 0 {
-                        let _ = self.sync();
-                    }
-                    continue;
-                }
-                Err(RecvTimeoutError::Disconnected) => break,
-            };
-            let mut batch = vec![first];
+    /// The writer does not block on the queue: a blocked receiver would be woken by every
+    /// record, and on a small machine those wake-ups cost more than the writing. It parks
+    /// instead, for [`ACTIVE_PARK`] while records are coming and up to the sync interval when
+    /// idle. Whoever waits for an answer unparks it at once.
+    fn run(mut self, mut jobs: mpsc::Receiver<Job>) {
+        let mut closed = false;
+        while !closed {
+            let mut batch = Vec::new();
             while batch.len() < MAX_BATCH {
                 match jobs.try_recv() {
                     Ok(job) => batch.push(job),
-                    Err(_) => break,
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => {
+                        closed = true;
+                        break;
+                    }
                 }
+            }
+            if batch.is_empty() {
+                if self.unsynced > 0 && self.last_sync.elapsed() >= self.options.sync_interval {
+                    let _ = self.sync();
+                }
+                if !closed {
+                    let idle = self.last_sync.elapsed() >= self.options.sync_interval;
+                    std::thread::park_timeout(if idle {
+                        self.options.sync_interval
+                    } else {
+                        ACTIVE_PARK
+                    });
+                }
+                continue;
             }
             self.commit(batch);
         }
