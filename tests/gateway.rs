@@ -825,6 +825,9 @@ fn audit_unwritable_fails_closed_and_recovers(rig: &Rig) -> Outcome {
                 refused_ping = true;
                 break;
             }
+            // Allows are written within the group-commit interval; once a write has failed,
+            // every request waits for its record and is refused.
+            std::thread::sleep(Duration::from_millis(50));
         }
         ensure(refused_ping, || {
             "requests were still served with the audit log's disk full".into()

@@ -1,12 +1,12 @@
 //! Appending to the log: one writer thread and group commit.
 //!
-//! Callers hand events to the writer thread and wait for its answer. The thread takes everything
-//! queued (up to [`MAX_BATCH`]), chains it, and writes it with one `write`. When a record in the
-//! batch must be durable (denials, state changes), it then calls `fdatasync` before answering
-//! anyone. Records that may be group-committed (allows) are synced at the latest after
-//! [`Options::sync_interval`], or once [`Options::max_unsynced`] of them are pending. That is
-//! the bound on what a power loss can take: allow records written in the last interval, never a
-//! durable one. A failed write is undone (the file is cut back to its last whole record), every
+//! Callers hand events to the writer thread. The thread takes everything queued (up to
+//! [`MAX_BATCH`]), chains it, and writes it with one `write`. When a record in the batch must be
+//! durable (denials, state changes), it then calls `fdatasync` before answering anyone; those
+//! callers wait. Allows are queued without waiting ([`AuditLog::append_grouped`]) and are
+//! written and synced at the latest after [`Options::sync_interval`] (500 ms), or once
+//! [`Options::max_unsynced`] (10,000) are pending. That is the bound on what a crash or a power
+//! loss can take: allow records of the last interval, never a durable one. A failed write is undone (the file is cut back to its last whole record), every
 //! caller in the batch gets the error, and the next batch tries again. That is how the log
 //! recovers by itself once the disk has room again.
 
@@ -24,8 +24,8 @@ use tokio::sync::mpsc::{self, Sender};
 /// Most records written in one batch.
 pub const MAX_BATCH: usize = 4096;
 
-/// How long the writer parks between looks at the queue while records are coming.
-const ACTIVE_PARK: Duration = Duration::from_millis(2);
+/// Queued records that make a caller who does not wait wake the writer anyway.
+const WAKE_AT: usize = 256;
 
 /// Whether a record must be on disk before the caller is answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,8 +50,8 @@ pub struct Options {
 impl Default for Options {
     fn default() -> Self {
         Self {
-            sync_interval: Duration::from_millis(50),
-            max_unsynced: 1000,
+            sync_interval: Duration::from_millis(500),
+            max_unsynced: 10_000,
             queue: 65_536,
         }
     }
@@ -152,8 +152,8 @@ impl AuditLog {
         if !self.is_healthy() {
             return self.append(event, Durability::Grouped).await.map(|_| ());
         }
-        // Not waited for, so the writer is not woken: it picks the record up within
-        // ACTIVE_PARK, or the sync interval when idle.
+        // Not waited for, so the writer is not woken for it alone: it picks the record up
+        // within the sync interval, or as soon as WAKE_AT records are queued.
         let (answer, _unheard) = tokio::sync::oneshot::channel();
         let queue = self.queue.as_ref().ok_or(AuditError::Closed)?;
         let job = Job {
@@ -162,7 +162,12 @@ impl AuditLog {
             answer,
         };
         match queue.try_send(job) {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                if queue.max_capacity() - queue.capacity() >= WAKE_AT {
+                    self.wake_writer();
+                }
+                Ok(())
+            }
             // The writer is behind: wait for room (backpressure) and make sure it is awake.
             Err(TrySendError::Full(job)) => {
                 self.wake_writer();
@@ -277,9 +282,9 @@ fn now_ns() -> u64 {
 
 impl WriterState {
     /// The writer does not block on the queue: a blocked receiver would be woken by every
-    /// record, and on a small machine those wake-ups cost more than the writing. It parks
-    /// instead, for [`ACTIVE_PARK`] while records are coming and up to the sync interval when
-    /// idle. Whoever waits for an answer unparks it at once.
+    /// record, and on a small machine those wake-ups cost more than the writing. It parks for
+    /// the sync interval instead, and is unparked by whoever waits for an answer, or when
+    /// [`WAKE_AT`] records are queued.
     fn run(mut self, mut jobs: mpsc::Receiver<Job>) {
         let mut closed = false;
         while !closed {
@@ -299,12 +304,7 @@ impl WriterState {
                     let _ = self.sync();
                 }
                 if !closed {
-                    let idle = self.last_sync.elapsed() >= self.options.sync_interval;
-                    std::thread::park_timeout(if idle {
-                        self.options.sync_interval
-                    } else {
-                        ACTIVE_PARK
-                    });
+                    std::thread::park_timeout(self.options.sync_interval);
                 }
                 continue;
             }
