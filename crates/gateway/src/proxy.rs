@@ -155,33 +155,26 @@ impl Connection {
             Ok(route) => route,
             Err(e) => {
                 let refusal = Refusal::Denied(format!("enhanced container isolation: {e}"));
-                self.log(
-                    &method,
-                    &path,
-                    "-",
-                    StatusCode::FORBIDDEN,
-                    started,
-                    Some(refusal.message()),
-                );
-                // Denied either way; a record that cannot be written is logged by `record`.
-                let _ = self
-                    .record(&method, &path, "-", Some(refusal.message()))
+                return self
+                    .refuse(&method, &path, "-", started, refusal, req, true)
                     .await;
-                return refuse_after_draining(req.into_body(), refusal).await;
             }
         };
         let operation = route.operation.name();
+        let upgrade_requested = wants_upgrade(req.headers());
+        if route.operation.hijack() == Hijack::H2c && !upgrade_requested {
+            let refusal = Refusal::BadRequest(
+                "the BuildKit session endpoint needs an HTTP upgrade".to_owned(),
+            );
+            return self
+                .refuse(&method, &path, operation, started, refusal, req, true)
+                .await;
+        }
         // Fail closed: a request that cannot be recorded is not forwarded.
         if let Err(refusal) = self.record(&method, &path, operation, None).await {
-            self.log(
-                &method,
-                &path,
-                operation,
-                refusal.status(),
-                started,
-                Some(refusal.message()),
-            );
-            return refuse_after_draining(req.into_body(), refusal).await;
+            return self
+                .refuse(&method, &path, operation, started, refusal, req, false)
+                .await;
         }
         // The engine gets the origin form (path and query) whatever form the client used; an
         // absolute-form target's scheme and authority mean nothing on a unix socket.
@@ -190,27 +183,12 @@ impl Connection {
                 *req.uri_mut() = http::Uri::from(origin);
             }
         }
-        let upgrade_requested = wants_upgrade(req.headers());
         let hijacking = upgrade_requested && route.operation.hijack() != Hijack::No;
         strip_hop_by_hop(req.headers_mut(), hijacking);
         let result = match (route.operation.hijack(), upgrade_requested) {
             (Hijack::Raw | Hijack::H2c, true) => {
                 let client_upgrade = hyper::upgrade::on(&mut req);
                 self.forward_upgrade(req, client_upgrade).await
-            }
-            (Hijack::H2c, false) => {
-                let refusal = Refusal::BadRequest(
-                    "the BuildKit session endpoint needs an HTTP upgrade".to_owned(),
-                );
-                self.log(
-                    &method,
-                    &path,
-                    operation,
-                    refusal.status(),
-                    started,
-                    Some(refusal.message()),
-                );
-                return refuse_after_draining(req.into_body(), refusal).await;
             }
             // The engine never upgrades other routes; the upgrade headers were stripped above,
             // so the request goes on as a plain one and no connection is taken over.
@@ -233,6 +211,36 @@ impl Connection {
                 refusal.into_response()
             }
         }
+    }
+
+    /// Answers a request with `refusal` after logging it, recording it as a denial when
+    /// `record` (not when the refusal is that recording failed), and draining its body.
+    #[allow(clippy::too_many_arguments)]
+    async fn refuse(
+        &self,
+        method: &http::Method,
+        path: &str,
+        operation: &str,
+        started: Instant,
+        refusal: Refusal,
+        req: Request<Incoming>,
+        record: bool,
+    ) -> Response<Body> {
+        self.log(
+            method,
+            path,
+            operation,
+            refusal.status(),
+            started,
+            Some(refusal.message()),
+        );
+        if record {
+            // Refused either way; a record that cannot be written is logged by `record`.
+            let _ = self
+                .record(method, path, operation, Some(refusal.message()))
+                .await;
+        }
+        refuse_after_draining(req.into_body(), refusal).await
     }
 
     /// Records the decision on this request in the audit log, if there is one. A denial
