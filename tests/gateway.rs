@@ -1275,6 +1275,17 @@ impl RunningUp {
             SHORT,
         )?;
         ensure(!link.success(), || format!("bridge {bridge} left behind"))?;
+        let mounts = std::fs::read_to_string("/proc/self/mountinfo")?;
+        let state = self.state.to_string_lossy().to_string();
+        ensure(!mounts.contains(&state), || {
+            format!(
+                "mounts left below {state}: {:?}",
+                mounts
+                    .lines()
+                    .filter(|l| l.contains(&state))
+                    .collect::<Vec<_>>()
+            )
+        })?;
         let leftovers = processes_mentioning(&self.state.to_string_lossy());
         ensure(leftovers.is_empty(), || {
             format!("processes left behind: {leftovers:?}")

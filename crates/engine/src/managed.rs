@@ -227,6 +227,8 @@ impl ManagedEngine {
             create_dir(parent, 0o755)?;
         }
         let lock = take_lock(&layout.lock_file())?;
+        // Mounts left by an instance that was killed (we hold the lock: nothing else uses them).
+        unmount_under(&layout.state_dir);
         let bridge = layout.bridge_name();
         let config = daemon_config(layout, &bridge, &settings.address_pool);
         let rendered = serde_json::to_vec_pretty(&config).map_err(|e| EngineError::Io {
@@ -360,6 +362,9 @@ impl ManagedEngine {
                 }
             }
         }
+        // A dockerd that was killed leaves its mounts behind (with userns-remap, the remapped data
+        // root is bind-mounted onto itself).
+        unmount_under(&self.settings.layout.state_dir);
         remove_bridge(&self.bridge);
         let _ = std::fs::remove_file(&self.settings.layout.engine_socket);
         tracing::info!("managed engine stopped");
@@ -410,6 +415,34 @@ async fn wait_gone(pid: i32, limit: Duration) {
     let deadline = Instant::now() + limit;
     while Path::new(&format!("/proc/{pid}")).exists() && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Mount points at or below `dir`, deepest first, from /proc/self/mountinfo.
+fn mounts_under(dir: &Path, mountinfo: &str) -> Vec<PathBuf> {
+    let mut points: Vec<PathBuf> = mountinfo
+        .lines()
+        .filter_map(|line| line.split(' ').nth(4))
+        .map(|point| PathBuf::from(point.replace("\\040", " ").replace("\\011", "\t")))
+        .filter(|point| point.starts_with(dir))
+        .collect();
+    points.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+    points.dedup();
+    points
+}
+
+/// Detaches every mount at or below `dir`.
+fn unmount_under(dir: &Path) {
+    let Ok(mountinfo) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return;
+    };
+    for point in mounts_under(dir, &mountinfo) {
+        match nix::mount::umount2(&point, nix::mount::MntFlags::MNT_DETACH) {
+            Ok(()) => tracing::info!(mount = %point.display(), "removed a mount left by dockerd"),
+            Err(e) => {
+                tracing::warn!(mount = %point.display(), error = %e, "cannot remove a mount left by dockerd")
+            }
+        }
     }
 }
 
@@ -581,6 +614,21 @@ pub fn find_dockerd() -> Option<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mounts_below_a_directory_deepest_first() {
+        let info = "36 35 98:0 / /tmp/stk/data/100000.100000 rw - ext4 /dev/vda rw\n\
+            37 36 0:5 / /tmp/stk/data/100000.100000/overlay2/x/merged rw - overlay overlay rw\n\
+            38 35 98:0 / /tmp/stkother rw - ext4 /dev/vda rw\n\
+            39 35 98:0 / / rw - ext4 /dev/vda rw\n";
+        assert_eq!(
+            mounts_under(Path::new("/tmp/stk"), info),
+            vec![
+                PathBuf::from("/tmp/stk/data/100000.100000/overlay2/x/merged"),
+                PathBuf::from("/tmp/stk/data/100000.100000"),
+            ]
+        );
+    }
 
     #[test]
     fn subnet_parsing() {
