@@ -567,36 +567,19 @@ fn stats_no_stream(rig: &Rig) -> Outcome {
 fn volume_and_network_create_rm(rig: &Rig) -> Outcome {
     let cli = rig.cli();
     let engine = rig.engine_cli();
-    let volume = unique("vol");
-    must(&cli, &["volume", "create", &volume])?;
-    ensure(
-        engine
-            .run(&["volume", "inspect", &volume], None, SHORT)?
-            .success(),
-        || "volume not on the engine".into(),
-    )?;
-    must(&cli, &["volume", "rm", &volume])?;
-    ensure(
-        !engine
-            .run(&["volume", "inspect", &volume], None, SHORT)?
-            .success(),
-        || "volume still on the engine".into(),
-    )?;
-    let network = unique("net");
-    must(&cli, &["network", "create", &network])?;
-    ensure(
-        engine
-            .run(&["network", "inspect", &network], None, SHORT)?
-            .success(),
-        || "network not on the engine".into(),
-    )?;
-    must(&cli, &["network", "rm", &network])?;
-    ensure(
-        !engine
-            .run(&["network", "inspect", &network], None, SHORT)?
-            .success(),
-        || "network still on the engine".into(),
-    )
+    for kind in ["volume", "network"] {
+        let name = unique(kind);
+        let on_engine = || -> Result<bool, Failed> {
+            Ok(engine
+                .run(&[kind, "inspect", &name], None, SHORT)?
+                .success())
+        };
+        must(&cli, &[kind, "create", &name])?;
+        ensure(on_engine()?, || format!("{kind} not on the engine"))?;
+        must(&cli, &[kind, "rm", &name])?;
+        ensure(!on_engine()?, || format!("{kind} still on the engine"))?;
+    }
+    Ok(())
 }
 
 fn save_and_load_50_mb_image(rig: &Rig) -> Outcome {

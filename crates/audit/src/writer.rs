@@ -96,7 +96,8 @@ impl AuditLog {
             .open(path)
             .map_err(open_err)?;
         drop_partial_tail(&file).map_err(open_err)?;
-        let (seq, head) = if file.metadata().map_err(open_err)?.len() == 0 {
+        let len = file.metadata().map_err(open_err)?.len();
+        let (seq, head) = if len == 0 {
             (0, GENESIS.to_owned())
         } else {
             let reader = BufReader::new(File::open(path).map_err(open_err)?);
@@ -114,6 +115,7 @@ impl AuditLog {
             healthy: std::sync::Arc::clone(&healthy),
             path: path.to_owned(),
             file,
+            len,
             seq,
             head,
             unsynced: 0,
@@ -267,6 +269,8 @@ struct WriterState {
     healthy: std::sync::Arc<std::sync::atomic::AtomicBool>,
     path: PathBuf,
     file: File,
+    /// Length of the file: it ends with the whole record `seq`.
+    len: u64,
     seq: u64,
     head: String,
     unsynced: usize,
@@ -342,18 +346,19 @@ impl WriterState {
         let must_sync = durable
             || pending >= self.options.max_unsynced
             || self.last_sync.elapsed() >= self.options.sync_interval;
-        let before = self.file.metadata().map(|m| m.len());
         let mut written = self.file.write_all(&bytes);
         if written.is_ok() {
-            self.unsynced = pending;
             if must_sync {
                 written = self.sync();
+            } else {
+                self.unsynced = pending;
             }
         }
         match written {
             Ok(()) => {
                 self.healthy
                     .store(true, std::sync::atomic::Ordering::Release);
+                self.len += bytes.len() as u64;
                 self.seq = seq;
                 self.head = head;
                 for (seq, answer) in answers {
@@ -364,9 +369,7 @@ impl WriterState {
                 self.healthy
                     .store(false, std::sync::atomic::Ordering::Release);
                 // Undo a partial write so the file still ends with a whole, chained record.
-                if let Ok(len) = before {
-                    let _ = self.file.set_len(len);
-                }
+                let _ = self.file.set_len(self.len);
                 let reason = source.to_string();
                 for (_, answer) in answers {
                     let _ = answer.send(Err(AuditError::Write {

@@ -1,7 +1,7 @@
 //! The measurements. Each takes one endpoint, checks what came back, and returns a figure.
 
 use crate::client::{Demux, Endpoint};
-use crate::report::{percentile, Report, Row, Target};
+use crate::report::{Report, Row, Target};
 use crate::{BenchError, Sizes};
 use bytes::Bytes;
 use http_body_util::BodyExt;
@@ -14,10 +14,6 @@ const CHUNK: usize = 256 * 1024;
 
 fn micros(d: Duration) -> f64 {
     d.as_secs_f64() * 1e6
-}
-
-fn median(values: &mut [f64]) -> f64 {
-    percentile(values, 0.5)
 }
 
 fn unexpected(endpoint: &Endpoint, request: &str, detail: impl std::fmt::Display) -> BenchError {
@@ -481,10 +477,6 @@ where
     Ok(results)
 }
 
-fn medians(results: Vec<Vec<f64>>) -> Vec<f64> {
-    results.into_iter().map(|mut v| median(&mut v)).collect()
-}
-
 /// Containers the bench made on the engine, removed at the end whatever happened.
 struct Fixtures {
     direct: Endpoint,
@@ -623,7 +615,7 @@ async fn measure_all(
         report.push(Row::throughput(
             "req/s, 16 keep-alive clients",
             "req/s",
-            medians(rps),
+            rps,
             Target::RatioAtLeast(0.6),
         ));
     }
@@ -636,7 +628,7 @@ async fn measure_all(
         report.push(Row::throughput(
             "create+start+wait+rm",
             "/s",
-            medians(lifecycle),
+            lifecycle,
             Target::RatioAtLeast(0.97),
         ));
     }
@@ -669,7 +661,7 @@ async fn measure_all(
         report.push(Row::throughput(
             &format!("logs, {} MiB", sizes.logs_bytes >> 20),
             "MiB/s",
-            medians(mib),
+            mib,
             Target::RatioAtLeast(0.9),
         ));
     }
@@ -689,7 +681,7 @@ async fn measure_all(
         report.push(Row::throughput(
             &format!("exec echo, {} MiB", sizes.stream_bytes >> 20),
             "MiB/s",
-            medians(mib),
+            mib,
             Target::RatioAtLeast(0.9),
         ));
     }
@@ -702,7 +694,7 @@ async fn measure_all(
         report.push(Row::throughput(
             &format!("attach echo, {} MiB", sizes.stream_bytes >> 20),
             "MiB/s",
-            medians(mib),
+            mib,
             Target::RatioAtLeast(0.9),
         ));
     }
@@ -724,7 +716,7 @@ async fn measure_all(
         report.push(Row::throughput(
             &format!("archive PUT, {} MiB", sizes.stream_bytes >> 20),
             "MiB/s",
-            medians(mib),
+            mib,
             Target::RatioAtLeast(0.9),
         ));
     }
@@ -745,14 +737,6 @@ async fn measure_all(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn percentiles() {
-        let mut v: Vec<f64> = (1..=100).map(f64::from).collect();
-        assert!((percentile(&mut v, 0.5) - 51.0).abs() < 1.0);
-        assert!((percentile(&mut v, 0.99) - 99.0).abs() < 1.0);
-        assert!(percentile(&mut [], 0.5).is_nan());
-    }
 
     #[test]
     fn tar_layout() {

@@ -59,13 +59,16 @@ impl Row {
         }
     }
 
-    /// A throughput figure per endpoint.
+    /// The median over rounds of each endpoint's throughput (NaN for an endpoint with none).
     #[must_use]
-    pub fn throughput(metric: &str, unit: &str, values: Vec<f64>, target: Target) -> Self {
+    pub fn throughput(metric: &str, unit: &str, rounds: Vec<Vec<f64>>, target: Target) -> Self {
         Self {
             metric: metric.to_owned(),
             unit: unit.to_owned(),
-            values,
+            values: rounds
+                .into_iter()
+                .map(|mut r| percentile(&mut r, 0.5))
+                .collect(),
             target,
         }
     }
@@ -231,10 +234,28 @@ mod tests {
     use super::*;
 
     #[test]
+    fn percentiles() {
+        let mut v: Vec<f64> = (1..=100).map(f64::from).collect();
+        assert!((percentile(&mut v, 0.5) - 51.0).abs() < 1.0);
+        assert!((percentile(&mut v, 0.99) - 99.0).abs() < 1.0);
+        assert!(percentile(&mut [], 0.5).is_nan());
+    }
+
+    #[test]
     fn targets() {
-        let row = Row::throughput("x", "MiB/s", vec![100.0, 95.0], Target::RatioAtLeast(0.9));
+        let row = Row::throughput(
+            "x",
+            "MiB/s",
+            vec![vec![100.0], vec![95.0]],
+            Target::RatioAtLeast(0.9),
+        );
         assert_eq!(row.meets_target(), Some(true));
-        let row = Row::throughput("x", "MiB/s", vec![100.0, 85.0], Target::RatioAtLeast(0.9));
+        let row = Row::throughput(
+            "x",
+            "MiB/s",
+            vec![vec![100.0], vec![85.0]],
+            Target::RatioAtLeast(0.9),
+        );
         assert_eq!(row.meets_target(), Some(false));
         let row = Row::latency(
             "p",
@@ -261,7 +282,7 @@ mod tests {
         report.push(Row::throughput(
             "logs",
             "MiB/s",
-            vec![100.0, 95.0, 50.0],
+            vec![vec![90.0, 100.0, 110.0], vec![95.0], vec![50.0]],
             Target::RatioAtLeast(0.9),
         ));
         report.set_rss(5.0, 8.0, 100);
@@ -277,7 +298,7 @@ mod tests {
         broken.push(Row::throughput(
             "exec",
             "MiB/s",
-            vec![100.0, 95.0, f64::NAN],
+            vec![vec![100.0], vec![95.0], vec![]],
             Target::RatioAtLeast(0.9),
         ));
         broken.note("haproxy: upgrade refused".into());

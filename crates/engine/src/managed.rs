@@ -330,18 +330,6 @@ impl ManagedEngine {
         }
     }
 
-    /// dockerd's pid while it runs.
-    #[must_use]
-    pub fn pid(&self) -> Option<u32> {
-        self.child.as_ref().and_then(tokio::process::Child::id)
-    }
-
-    /// The layout in use.
-    #[must_use]
-    pub fn layout(&self) -> &Layout {
-        &self.settings.layout
-    }
-
     /// Stops dockerd (SIGTERM, then SIGKILL after its shutdown timeout), makes sure the containerd
     /// it started is gone, and removes the bridge and the engine socket.
     pub async fn stop(&mut self) {
