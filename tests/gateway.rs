@@ -722,6 +722,16 @@ fn audit_records(path: &Path) -> Result<Vec<serde_json::Value>, Failed> {
         .collect())
 }
 
+/// A gateway of its own in `dir`, in front of the rig's engine, recording to `log`.
+fn audited_gateway(rig: &Rig, dir: &Path, log: &Path) -> Result<Gateway, Failed> {
+    Ok(Gateway::start(
+        Path::new(STOCKADE),
+        &rig.engine.socket(),
+        &dir.join("gw.sock"),
+        &["--audit-log", &log.to_string_lossy()],
+    )?)
+}
+
 fn audit_verify(path: &Path) -> Result<stockade_test_support::Finished, Failed> {
     let mut command = std::process::Command::new(STOCKADE);
     command.args(["audit", "verify"]).arg(path);
@@ -731,12 +741,7 @@ fn audit_verify(path: &Path) -> Result<stockade_test_support::Finished, Failed> 
 fn audit_records_every_decision_and_verifies(rig: &Rig) -> Outcome {
     let dir = scratch_dir("audit")?;
     let log = dir.join("audit.log");
-    let mut gateway = Gateway::start(
-        Path::new(STOCKADE),
-        &rig.engine.socket(),
-        &dir.join("gw.sock"),
-        &["--audit-log", &log.to_string_lossy()],
-    )?;
+    let mut gateway = audited_gateway(rig, &dir, &log)?;
     let cli = gateway.cli();
     must(&cli, &["version"])?;
     let denied = http::request(gateway.socket(), "POST", "/v1.41/swarm/init", &[], b"{}")?;
@@ -785,12 +790,7 @@ fn audit_unwritable_fails_closed_and_recovers(rig: &Rig) -> Outcome {
     )?;
     let result = (|| -> Outcome {
         let log = mount.join("audit.log");
-        let gateway = Gateway::start(
-            Path::new(STOCKADE),
-            &rig.engine.socket(),
-            &dir.join("gw.sock"),
-            &["--audit-log", &log.to_string_lossy()],
-        )?;
+        let gateway = audited_gateway(rig, &dir, &log)?;
         // Fill the file system.
         let filler = mount.join("filler");
         let mut file = std::fs::File::create(&filler)?;
@@ -857,12 +857,7 @@ fn audit_unwritable_fails_closed_and_recovers(rig: &Rig) -> Outcome {
 fn audit_denials_survive_sigkill(rig: &Rig) -> Outcome {
     let dir = scratch_dir("auditkill")?;
     let log = dir.join("audit.log");
-    let mut gateway = Gateway::start(
-        Path::new(STOCKADE),
-        &rig.engine.socket(),
-        &dir.join("gw.sock"),
-        &["--audit-log", &log.to_string_lossy()],
-    )?;
+    let mut gateway = audited_gateway(rig, &dir, &log)?;
     let socket = gateway.socket().to_owned();
     // A burst of denied requests from four clients; the gateway is killed in the middle of it.
     let answered = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
