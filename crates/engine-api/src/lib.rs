@@ -15,6 +15,12 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod json;
+pub mod query;
+pub mod request;
 mod route;
+pub mod schema;
 
+pub use query::{Query, QueryError};
+pub use request::{check_content_type, BodyKind, Request, RequestError};
 pub use route::{ApiVersion, Hijack, Operation, Route, RouteError};
