@@ -105,16 +105,24 @@ impl Endpoint {
     pub async fn hijack(
         &self,
         path: &str,
-        body: &serde_json::Value,
+        body: Option<&serde_json::Value>,
     ) -> Result<(UnixStream, Vec<u8>), BenchError> {
         let mut stream = UnixStream::connect(&self.socket)
             .await
             .map_err(|e| self.err(e))?;
-        let body = body.to_string();
-        let head = format!(
-            "POST {path} HTTP/1.1\r\nHost: docker\r\nContent-Type: application/json\r\nConnection: Upgrade\r\nUpgrade: tcp\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
-        );
+        // Attach takes no body (the CLI sends none, and the gateway refuses one); exec start does.
+        let head = match body {
+            Some(body) => {
+                let body = body.to_string();
+                format!(
+                    "POST {path} HTTP/1.1\r\nHost: docker\r\nContent-Type: application/json\r\nConnection: Upgrade\r\nUpgrade: tcp\r\nContent-Length: {}\r\n\r\n{body}",
+                    body.len()
+                )
+            }
+            None => format!(
+                "POST {path} HTTP/1.1\r\nHost: docker\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n"
+            ),
+        };
         stream
             .write_all(head.as_bytes())
             .await

@@ -224,7 +224,7 @@ async fn exec_echo(endpoint: &Endpoint, container: &str, bytes: u64) -> Result<f
     let (stream, leftover) = endpoint
         .hijack(
             &format!("/exec/{id}/start"),
-            &json!({"Detach": false, "Tty": false}),
+            Some(&json!({"Detach": false, "Tty": false})),
         )
         .await?;
     echo_through(endpoint, stream, leftover, bytes, "exec echo", async {
@@ -244,7 +244,7 @@ async fn attach_echo(endpoint: &Endpoint, image: &str, bytes: u64) -> Result<f64
         let (stream, leftover) = endpoint
             .hijack(
                 &format!("/containers/{id}/attach?stream=1&stdin=1&stdout=1"),
-                &json!({}),
+                None,
             )
             .await?;
         let start = async {

@@ -4,14 +4,14 @@
 use crate::respond::{Body, BoxError, Refusal};
 use crate::GatewayConfig;
 use http::{header, HeaderMap, Request, Response, StatusCode, Version};
-use http_body_util::BodyExt;
+use http_body_util::{BodyExt, Either, Full, Limited};
 use hyper::body::Incoming;
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Instant;
-use stockade_engine_api::{Hijack, Route};
+use stockade_engine_api::{check_content_type, BodyKind, Hijack, Query, Route};
 use tokio::net::UnixStream;
 use tokio::sync::Mutex;
 use tokio::task::AbortHandle;
@@ -27,8 +27,12 @@ struct Peer {
 /// An engine connection: the request handle and the task driving the socket. Dropping it ends
 /// the task, which closes the socket, which is how the engine learns that a client went away
 /// (and stops following logs or events for it).
+/// What goes to the engine: the client's body streamed through (tar archives), or the body the
+/// gateway read, checked and re-serialised (JSON), or nothing.
+type EngineBody = Either<Incoming, Full<bytes::Bytes>>;
+
 struct Upstream {
-    sender: SendRequest<Incoming>,
+    sender: SendRequest<EngineBody>,
     driver: AbortOnDrop,
 }
 
@@ -147,7 +151,7 @@ pub(crate) async fn serve_connection(
 }
 
 impl Connection {
-    async fn handle(&self, mut req: Request<Incoming>) -> Response<Body> {
+    async fn handle(&self, req: Request<Incoming>) -> Response<Body> {
         let started = Instant::now();
         let method = req.method().clone();
         let path = req.uri().path().to_owned();
@@ -170,11 +174,109 @@ impl Connection {
                 .refuse(&method, &path, operation, started, refusal, req, true)
                 .await;
         }
+        // Parse, then judge: the query and the body are read the way the engine reads them, and
+        // what cannot be read so is refused before anything is forwarded.
+        let raw_query = req.uri().query().unwrap_or("").to_owned();
+        let content_type = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .map(|v| v.as_bytes().to_vec());
+        let query = match check_content_type(content_type.as_deref())
+            .map_err(|e| e.to_string())
+            .and_then(|()| Query::parse(&raw_query).map_err(|e| e.to_string()))
+            .and_then(|q| {
+                q.check_for(&route.operation)
+                    .map(|()| q)
+                    .map_err(|e| e.to_string())
+            }) {
+            Ok(query) => query,
+            Err(e) => {
+                return self
+                    .refuse(
+                        &method,
+                        &path,
+                        operation,
+                        started,
+                        Refusal::BadRequest(e),
+                        req,
+                        true,
+                    )
+                    .await;
+            }
+        };
+        let kind = BodyKind::of(&route.operation, &query);
+        let (mut parts, body) = req.into_parts();
+        let body: EngineBody = match kind {
+            BodyKind::Stream => Either::Left(body),
+            BodyKind::None | BodyKind::Json { .. } => {
+                let limit = match kind {
+                    BodyKind::Json { .. } => stockade_engine_api::request::MAX_JSON_BODY,
+                    _ => 0,
+                };
+                let bytes = match Limited::new(body, limit).collect().await {
+                    Ok(collected) => collected.to_bytes(),
+                    Err(e) => {
+                        let message = if matches!(kind, BodyKind::None) {
+                            "this endpoint takes no request body".to_owned()
+                        } else {
+                            format!("the request body could not be read: {e}")
+                        };
+                        return self
+                            .answer_read(
+                                &method,
+                                &path,
+                                operation,
+                                started,
+                                Refusal::BadRequest(message),
+                            )
+                            .await;
+                    }
+                };
+                let checked =
+                    match stockade_engine_api::Request::new(route.clone(), &raw_query, &bytes) {
+                        Ok(checked) => checked,
+                        Err(e) => {
+                            return self
+                                .answer_read(
+                                    &method,
+                                    &path,
+                                    operation,
+                                    started,
+                                    Refusal::BadRequest(e.to_string()),
+                                )
+                                .await;
+                        }
+                    };
+                let forwarded = checked.body_bytes().unwrap_or_default();
+                parts.headers.remove(header::TRANSFER_ENCODING);
+                if forwarded.is_empty() {
+                    parts.headers.remove(header::CONTENT_TYPE);
+                    parts.headers.remove(header::CONTENT_LENGTH);
+                } else {
+                    parts.headers.insert(
+                        header::CONTENT_TYPE,
+                        header::HeaderValue::from_static("application/json"),
+                    );
+                    parts.headers.insert(
+                        header::CONTENT_LENGTH,
+                        header::HeaderValue::from(forwarded.len()),
+                    );
+                }
+                Either::Right(Full::new(bytes::Bytes::from(forwarded)))
+            }
+        };
+        let mut req = Request::from_parts(parts, body);
         // Fail closed: a request that cannot be recorded is not forwarded.
         if let Err(refusal) = self.record(&method, &path, operation, None).await {
-            return self
-                .refuse(&method, &path, operation, started, refusal, req, false)
-                .await;
+            self.log(
+                &method,
+                &path,
+                operation,
+                refusal.status(),
+                started,
+                Some(refusal.message()),
+            );
+            return refusal.into_response();
         }
         // The engine gets the origin form (path and query) whatever form the client used; an
         // absolute-form target's scheme and authority mean nothing on a unix socket.
@@ -241,6 +343,30 @@ impl Connection {
                 .await;
         }
         refuse_after_draining(req.into_body(), refusal).await
+    }
+
+    /// Answers with `refusal` a request whose body was already read: logged and recorded.
+    async fn answer_read(
+        &self,
+        method: &http::Method,
+        path: &str,
+        operation: &str,
+        started: Instant,
+        refusal: Refusal,
+    ) -> Response<Body> {
+        self.log(
+            method,
+            path,
+            operation,
+            refusal.status(),
+            started,
+            Some(refusal.message()),
+        );
+        // Refused either way; a record that cannot be written is logged by `record`.
+        let _ = self
+            .record(method, path, operation, Some(refusal.message()))
+            .await;
+        refusal.into_response()
     }
 
     /// Records the decision on this request in the audit log, if there is one. A denial
@@ -363,7 +489,7 @@ impl Connection {
             .map_err(|e| unavailable(&e))?;
         let (sender, conn) = hyper::client::conn::http1::Builder::new()
             .max_buf_size(self.config.max_head_bytes)
-            .handshake::<_, Incoming>(TokioIo::new(stream))
+            .handshake::<_, EngineBody>(TokioIo::new(stream))
             .await
             .map_err(|e| unavailable(&e))?;
         let id = self.id;
@@ -379,7 +505,7 @@ impl Connection {
         })
     }
 
-    async fn forward(&self, req: Request<Incoming>) -> Result<Response<Body>, Refusal> {
+    async fn forward(&self, req: Request<EngineBody>) -> Result<Response<Body>, Refusal> {
         let mut upstream = self.take_upstream().await?;
         let response = upstream
             .sender
@@ -392,7 +518,7 @@ impl Connection {
 
     async fn forward_upgrade(
         &self,
-        req: Request<Incoming>,
+        req: Request<EngineBody>,
         client_upgrade: hyper::upgrade::OnUpgrade,
     ) -> Result<Response<Body>, Refusal> {
         let mut upstream = self.take_upstream().await?;
