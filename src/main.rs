@@ -29,6 +29,9 @@ enum Command {
     Doctor(commands::doctor::DoctorArgs),
     /// Measure the gateway against the direct engine socket, side by side.
     Bench(stockade_bench::BenchArgs),
+    /// Validate the admin policy, or show the settings in force.
+    #[command(subcommand)]
+    Policy(commands::policy::PolicyCommand),
     /// Verify or read audit logs.
     #[command(subcommand)]
     Audit(commands::audit::AuditCommand),
@@ -62,6 +65,7 @@ fn main() -> ExitCode {
             Command::Doctor(args) => commands::doctor::run(args).await,
             Command::Bench(args) => commands::bench::run(args).await,
             Command::Audit(command) => commands::audit::run(command).await,
+            Command::Policy(command) => commands::policy::run(command),
         }
     });
     // Flush the log lines before the final message so they come out in order.

@@ -1,0 +1,106 @@
+//! `stockade policy check` and `show` run as a user would: every file of the bad corpus gives
+//! exit 1 and exactly its expected lines, every good one exit 0; `show` reports sources.
+
+#![allow(clippy::unwrap_used)] // a test binary: a failed setup step should panic with its error
+
+use std::path::Path;
+use std::process::Command;
+
+const STOCKADE: &str = env!("CARGO_BIN_EXE_stockade");
+
+fn corpus(kind: &str) -> Vec<std::path::PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/policy")
+        .join(kind);
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn check_lists_every_error_with_position_and_exits_1() {
+    let files = corpus("bad");
+    assert!(files.len() >= 30);
+    for file in files {
+        let out = Command::new(STOCKADE)
+            .args(["policy", "check"])
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{}", file.display());
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        let expected = std::fs::read_to_string(file.with_extension("expected")).unwrap();
+        let name = file.file_name().unwrap().to_str().unwrap();
+        for line in expected.lines() {
+            // The corpus names the file by its name only; the command names it as given.
+            let line = line.replacen(name, &file.display().to_string(), 1);
+            assert!(
+                stderr.contains(&line),
+                "{name}: missing {line:?} in\n{stderr}"
+            );
+        }
+    }
+}
+
+#[test]
+fn check_accepts_good_files() {
+    for file in corpus("good") {
+        let out = Command::new(STOCKADE)
+            .args(["policy", "check"])
+            .arg(&file)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8(out.stdout).unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}: {stdout}", file.display());
+        assert!(stdout.contains(": valid (sha256 "), "{stdout}");
+    }
+}
+
+#[test]
+fn show_names_the_source_of_each_value() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("admin-settings.json");
+    std::fs::write(
+        &file,
+        r#"{"configurationFileVersion": 2,
+            "enhancedContainerIsolation": {"locked": false, "value": true},
+            "blockDockerLoad": {"locked": true, "value": false}}"#,
+    )
+    .unwrap();
+    let out = Command::new(STOCKADE)
+        .args(["policy", "show", "--json", "--policy"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let shown: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let source = |key: &str| {
+        shown["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|k| k["key"] == key)
+            .map(|k| (k["value"].clone(), k["source"].clone()))
+            .unwrap()
+    };
+    assert_eq!(source("blockDockerLoad.value").0, false);
+    assert_eq!(source("enhancedContainerIsolation.value").0, true);
+    assert_ne!(
+        source("blockDockerLoad.value").1,
+        source("exposeDockerAPIOnTCP2375.value").1,
+        "an admin value and a built-in one must show different sources"
+    );
+    // A broken file: exit 1, no settings printed.
+    std::fs::write(&file, "{").unwrap();
+    let out = Command::new(STOCKADE)
+        .args(["policy", "show", "--policy"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty());
+}
