@@ -119,6 +119,14 @@ fn main() {
             gateway_socket_mode_and_non_root_callers,
         ),
         ("doctor_reports_the_engine", doctor_reports_the_engine),
+        (
+            "bypass_create_bodies_make_no_container",
+            bypass_create_bodies_make_no_container,
+        ),
+        (
+            "bypass_framing_and_form_tricks_are_refused",
+            bypass_framing_and_form_tricks_are_refused,
+        ),
         ("bench_smoke_run_checks_bytes", bench_smoke_run_checks_bytes),
         ("up_refuses_non_root", up_refuses_non_root),
         ("up_starts_and_stops_cleanly", up_starts_and_stops_cleanly),
@@ -598,7 +606,31 @@ fn save_and_load_50_mb_image(rig: &Rig) -> Outcome {
             format!("saved archive is only {size} bytes")
         })?;
         must(&cli, &["rmi", &image])?;
-        must(&cli, &["load", "-i", &tar.to_string_lossy()])?;
+        // The built-in policy blocks `docker load`: refused, and no image came to exist.
+        let refused = cli.run(&["load", "-i", &tar.to_string_lossy()], None, LONG)?;
+        ensure(
+            !refused.success() && refused.stderr.contains("blockDockerLoad"),
+            || refused.describe(),
+        )?;
+        let present = rig
+            .engine_cli()
+            .run(&["image", "inspect", &image], None, SHORT)?;
+        ensure(!present.success(), || {
+            format!("{image} exists after a refused load")
+        })?;
+        // A policy that leaves load unblocked: the archive streams through intact.
+        let policy = ctx.join("allow-load.json");
+        std::fs::write(
+            &policy,
+            r#"{"configurationFileVersion": 2, "blockDockerLoad": {"locked": true, "value": false}}"#,
+        )?;
+        let gateway = Gateway::start(
+            Path::new(STOCKADE),
+            &rig.engine.socket(),
+            &ctx.join("gw.sock"),
+            &["--policy", &policy.to_string_lossy()],
+        )?;
+        must(&gateway.cli(), &["load", "-i", &tar.to_string_lossy()])?;
         let check = must(
             &rig.cli(),
             &["run", "--rm", &image, "sha256sum", "-c", "/big.sum"],
@@ -1351,4 +1383,185 @@ fn processes_mentioning(needle: &str) -> Vec<String> {
         .map(|raw| String::from_utf8_lossy(&raw).replace('\0', " "))
         .filter(|line| line.contains(needle))
         .collect()
+}
+
+/// The create bodies of the bypass suite: each must be refused, and judged by effect: the engine
+/// (asked directly) has no container of that name afterwards. `IMAGE` is replaced by the test
+/// image.
+const BYPASS_CREATE: &[(&str, &str)] = &[
+    ("privileged", r#"{"Image":"IMAGE","HostConfig":{"Privileged":true}}"#),
+    ("privileged lower case key", r#"{"Image":"IMAGE","HostConfig":{"privileged":true}}"#),
+    ("privileged upper case key", r#"{"Image":"IMAGE","hostconfig":{"PRIVILEGED":true}}"#),
+    ("privileged escaped key", r#"{"Image":"IMAGE","HostConfig":{"Privil\u0065ged":true}}"#),
+    ("privileged duplicate last wins", r#"{"Image":"IMAGE","HostConfig":{"Privileged":false,"privileged":true}}"#),
+    ("privileged at top level (20.10 embedded HostConfig)", r#"{"Image":"IMAGE","Privileged":true}"#),
+    ("binds at top level", r#"{"Image":"IMAGE","Binds":["/:/host"]}"#),
+    ("two HostConfig members", r#"{"Image":"IMAGE","HostConfig":{},"hostConfig":{"Privileged":true}}"#),
+    ("trailing second object", r#"{"Image":"IMAGE"} {"HostConfig":{"Privileged":true}}"#),
+    ("capability via long s", "{\"Image\":\"IMAGE\",\"HostConfig\":{\"CapAdd\":[],\"CapAdd\u{17F}\":1}}"),
+    ("sysctls via long s", "{\"Image\":\"IMAGE\",\"HostConfig\":{\"\u{17F}ysctls\":{\"kernel.core_pattern\":\"|/x\"}}}"),
+    ("cap_sys_admin", r#"{"Image":"IMAGE","HostConfig":{"CapAdd":["cap_sys_admin"]}}"#),
+    ("cap ALL as string", r#"{"Image":"IMAGE","HostConfig":{"CapAdd":"ALL"}}"#),
+    ("Capabilities list", r#"{"Image":"IMAGE","HostConfig":{"Capabilities":["CAP_SYS_ADMIN"]}}"#),
+    ("pid host", r#"{"Image":"IMAGE","HostConfig":{"PidMode":"host"}}"#),
+    ("userns host", r#"{"Image":"IMAGE","HostConfig":{"UsernsMode":"host"}}"#),
+    ("network host", r#"{"Image":"IMAGE","HostConfig":{"NetworkMode":"host"}}"#),
+    ("network host by endpoint", r#"{"Image":"IMAGE","NetworkingConfig":{"EndpointsConfig":{"host":{}}}}"#),
+    ("ipc host", r#"{"Image":"IMAGE","HostConfig":{"IpcMode":"host"}}"#),
+    ("uts host", r#"{"Image":"IMAGE","HostConfig":{"UTSMode":"host"}}"#),
+    ("cgroupns host", r#"{"Image":"IMAGE","HostConfig":{"CgroupnsMode":"host"}}"#),
+    ("seccomp unconfined", r#"{"Image":"IMAGE","HostConfig":{"SecurityOpt":["seccomp=unconfined"]}}"#),
+    ("seccomp legacy colon", r#"{"Image":"IMAGE","HostConfig":{"SecurityOpt":["seccomp:unconfined"]}}"#),
+    ("apparmor unconfined", r#"{"Image":"IMAGE","HostConfig":{"SecurityOpt":["apparmor=unconfined"]}}"#),
+    ("label disable", r#"{"Image":"IMAGE","HostConfig":{"SecurityOpt":["label=disable"]}}"#),
+    ("no-new-privileges false", r#"{"Image":"IMAGE","HostConfig":{"SecurityOpt":["no-new-privileges=false"]}}"#),
+    ("systempaths unconfined", r#"{"Image":"IMAGE","HostConfig":{"SecurityOpt":["systempaths=unconfined"]}}"#),
+    ("masked paths emptied", r#"{"Image":"IMAGE","HostConfig":{"MaskedPaths":[]}}"#),
+    ("readonly paths emptied", r#"{"Image":"IMAGE","HostConfig":{"ReadonlyPaths":[]}}"#),
+    ("device", r#"{"Image":"IMAGE","HostConfig":{"Devices":[{"PathOnHost":"/dev/mem","PathInContainer":"/dev/mem","CgroupPermissions":"rwm"}]}}"#),
+    ("device cgroup rule", r#"{"Image":"IMAGE","HostConfig":{"DeviceCgroupRules":["a *:* rwm"]}}"#),
+    ("device request", r#"{"Image":"IMAGE","HostConfig":{"DeviceRequests":[{"Count":-1,"Capabilities":[["gpu"]]}]}}"#),
+    ("core_pattern sysctl", r#"{"Image":"IMAGE","HostConfig":{"Sysctls":{"kernel.core_pattern":"|/x"}}}"#),
+    ("runtime", r#"{"Image":"IMAGE","HostConfig":{"Runtime":"io.containerd.runc.v2"}}"#),
+    ("cgroup parent", r#"{"Image":"IMAGE","HostConfig":{"CgroupParent":"/"}}"#),
+    ("bind root", r#"{"Image":"IMAGE","HostConfig":{"Binds":["/:/host"]}}"#),
+    ("bind etc read-only", r#"{"Image":"IMAGE","HostConfig":{"Binds":["/etc:/e:ro"]}}"#),
+    ("bind with dot-dot", r#"{"Image":"IMAGE","HostConfig":{"Binds":["/tmp/../etc:/e"]}}"#),
+    ("bind docker socket dir", r#"{"Image":"IMAGE","HostConfig":{"Binds":["/run:/r"]}}"#),
+    ("mount bind root", r#"{"Image":"IMAGE","HostConfig":{"Mounts":[{"Type":"bind","Source":"/","Target":"/h"}]}}"#),
+    ("mount type case", r#"{"Image":"IMAGE","HostConfig":{"Mounts":[{"Type":"BIND","Source":"/","Target":"/h"}]}}"#),
+    ("volume bind opts", r#"{"Image":"IMAGE","HostConfig":{"Mounts":[{"Type":"volume","Target":"/v","VolumeOptions":{"DriverConfig":{"Name":"local","Options":{"type":"none","o":"bind","device":"/etc"}}}}]}}"#),
+    ("volume block device", r#"{"Image":"IMAGE","HostConfig":{"Mounts":[{"Type":"volume","Target":"/v","VolumeOptions":{"DriverConfig":{"Options":{"type":"ext4","device":"/dev/sda1"}}}}]}}"#),
+    ("volumes-from", r#"{"Image":"IMAGE","HostConfig":{"VolumesFrom":["anything"]}}"#),
+    ("syslog log driver", r#"{"Image":"IMAGE","HostConfig":{"LogConfig":{"Type":"syslog","Config":{"syslog-address":"tcp://10.0.0.1:514"}}}}"#),
+    ("unknown field", r#"{"Image":"IMAGE","HostConfig":{"Bogus":true}}"#),
+    ("wrong type", r#"{"Image":"IMAGE","HostConfig":{"Privileged":"true"}}"#),
+    ("lone surrogate", r#"{"Image":"IMAGE","Labels":{"a":"\ud800"}}"#),
+];
+
+fn bypass_create_bodies_make_no_container(rig: &Rig) -> Outcome {
+    let socket = rig.gateway.socket().to_owned();
+    let mut failures = Vec::new();
+    for (what, body) in BYPASS_CREATE {
+        let name = unique("bypass");
+        let body = body.replace("IMAGE", TEST_IMAGE);
+        let answer = http::request(
+            &socket,
+            "POST",
+            &format!("/v1.41/containers/create?name={name}"),
+            &[("Content-Type", "application/json")],
+            body.as_bytes(),
+        )?;
+        // The effect, asked of the engine directly: no such container.
+        let exists = rig
+            .engine_cli()
+            .run(&["container", "inspect", &name], None, SHORT)?;
+        if exists.success() {
+            let _ = rig.engine_cli().run(&["rm", "-f", &name], None, SHORT);
+            failures.push(format!(
+                "{what}: a container was created (status {})",
+                answer.status
+            ));
+        } else if !matches!(answer.status, 400 | 403) {
+            failures.push(format!("{what}: answered {}", answer.status));
+        }
+    }
+    // And the everyday body next to them still works, so the refusals above are the rules'.
+    let name = unique("bypass-ok");
+    let shared = scratch_dir("bypass-ok")?;
+    let body = format!(
+        r#"{{"Image":"{TEST_IMAGE}","Cmd":["true"],"HostConfig":{{"Binds":["{}:/t"]}}}}"#,
+        shared.display()
+    );
+    let answer = http::request(
+        &socket,
+        "POST",
+        &format!("/v1.41/containers/create?name={name}"),
+        &[("Content-Type", "application/json")],
+        body.as_bytes(),
+    )?;
+    let _ = rig.engine_cli().run(&["rm", "-f", &name], None, SHORT);
+    ensure(answer.status == 201, || {
+        format!(
+            "an everyday create was refused: {}",
+            String::from_utf8_lossy(&answer.body)
+        )
+    })?;
+    ensure(failures.is_empty(), || failures.join("\n"))
+}
+
+fn bypass_framing_and_form_tricks_are_refused(rig: &Rig) -> Outcome {
+    let socket = rig.gateway.socket().to_owned();
+    // A form body would override the checked query parameter in the engine's r.FormValue.
+    let answer = http::request(
+        &socket,
+        "POST",
+        "/v1.41/build?networkmode=default",
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        b"networkmode=host",
+    )?;
+    ensure(answer.status == 400, || {
+        format!("form build: {}", answer.status)
+    })?;
+    for (path, what) in [
+        ("/v1.41/build?networkmode=host", "build on the host network"),
+        (
+            "/v1.41/build?networkmode=default&networkmode=host",
+            "repeated parameter",
+        ),
+        (
+            "/v1.41/build?NetworkMode=host",
+            "unknown parameter spelling",
+        ),
+        ("/v1.41/build?networkmode=host;x=1", "semicolon separator"),
+        (
+            "/v1.41/containers/x/start?checkpoint=c",
+            "checkpoint restore",
+        ),
+    ] {
+        let answer = http::request(
+            &socket,
+            "POST",
+            path,
+            &[("Content-Type", "application/x-tar")],
+            b"",
+        )?;
+        ensure(matches!(answer.status, 400 | 403), || {
+            format!("{what}: answered {}", answer.status)
+        })?;
+    }
+    // A body on a route that takes none (start would be forwarded with it otherwise).
+    let answer = http::request(
+        &socket,
+        "POST",
+        "/v1.41/containers/nonexistent/start",
+        &[("Content-Type", "application/json")],
+        br#"{"Privileged":true}"#,
+    )?;
+    ensure(answer.status == 400, || {
+        format!("body on start: {}", answer.status)
+    })?;
+    // Chunked create with a privileged body: de-chunked, checked, refused, nothing created.
+    let name = unique("chunked");
+    let body = format!(r#"{{"Image":"{TEST_IMAGE}","HostConfig":{{"Privileged":true}}}}"#);
+    let chunked = format!("{:x}\r\n{body}\r\n0\r\n\r\n", body.len());
+    let mut stream = std::os::unix::net::UnixStream::connect(&socket)?;
+    std::io::Write::write_all(
+        &mut stream,
+        format!(
+            "POST /v1.41/containers/create?name={name} HTTP/1.1\r\nHost: d\r\nConnection: close\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n{chunked}"
+        )
+        .as_bytes(),
+    )?;
+    let mut reply = String::new();
+    std::io::Read::read_to_string(&mut stream, &mut reply)?;
+    ensure(reply.starts_with("HTTP/1.1 403"), || {
+        format!("chunked: {reply}")
+    })?;
+    let exists = rig
+        .engine_cli()
+        .run(&["container", "inspect", &name], None, SHORT)?;
+    ensure(!exists.success(), || {
+        "a chunked privileged create made a container".to_owned()
+    })
 }

@@ -28,6 +28,10 @@ pub struct UpArgs {
     /// Record every decision in this hash-chained audit log (created 0600 if missing).
     #[arg(long)]
     audit_log: Option<PathBuf>,
+    /// The admin policy (default: /etc/stockade/admin-settings.json if it exists, else the
+    /// built-in secure default). An invalid file stops the start.
+    #[arg(long)]
+    policy: Option<PathBuf>,
 }
 
 pub async fn run(args: UpArgs) -> Result<(), Failure> {
@@ -40,6 +44,7 @@ pub async fn run(args: UpArgs) -> Result<(), Failure> {
         Failure::unsafe_env("dockerd was not found; install it with `apt-get install docker.io`")
     })?;
     let gid = group_id(&args.group)?;
+    let policy = super::policy::load(args.policy.as_deref())?;
     let audit = super::serve::open_audit(args.audit_log.as_deref())?;
     let layout = match &args.state_dir {
         Some(dir) => Layout::in_state_dir(&absolute(dir)?),
@@ -58,7 +63,7 @@ pub async fn run(args: UpArgs) -> Result<(), Failure> {
         .await
         .map_err(|e| Failure::unsafe_env(e.to_string()))?;
     let result = tokio::select! {
-        result = serve(&layout, gid, audit, &mut signals) => result,
+        result = serve(&layout, gid, (audit, args.audit_log.clone()), policy, &mut signals) => result,
         // An engine that dies under the gateway is not papered over with 502s: stop and say so.
         died = engine.exited() => Err(Failure::unsafe_env(format!(
             "the managed engine stopped unexpectedly, so stockade is stopping too: {died}"
@@ -71,7 +76,11 @@ pub async fn run(args: UpArgs) -> Result<(), Failure> {
 async fn serve(
     layout: &Layout,
     gid: u32,
-    audit: Option<std::sync::Arc<stockade_audit::AuditLog>>,
+    (audit, audit_path): (
+        Option<std::sync::Arc<stockade_audit::AuditLog>>,
+        Option<PathBuf>,
+    ),
+    policy: stockade_policy::Policy,
     signals: &mut Signals,
 ) -> Result<(), Failure> {
     // The engine we just configured must pass the same checks `serve` applies to any engine.
@@ -91,7 +100,15 @@ async fn serve(
         );
         let _ = out.flush();
     }
-    super::serve::serve_on(listener, layout.engine_socket.clone(), audit, signals).await
+    super::serve::serve_on(
+        listener,
+        layout.engine_socket.clone(),
+        audit,
+        policy,
+        audit_path,
+        signals,
+    )
+    .await
 }
 
 fn absolute(dir: &std::path::Path) -> Result<PathBuf, Failure> {

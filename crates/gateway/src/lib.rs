@@ -77,6 +77,12 @@ pub struct GatewayConfig {
     /// Where every decision is recorded. When set, a request whose record cannot be written is
     /// refused (fail closed), and a denial's record is on disk before the denial is sent.
     pub audit: Option<Arc<stockade_audit::AuditLog>>,
+    /// The admin policy; each caller's settings are derived from it and their own settings file.
+    pub policy: Arc<stockade_policy::Policy>,
+    /// Per-uid user settings, re-read only when the file changes.
+    pub users: Arc<stockade_policy::UserSettingsCache>,
+    /// Host paths no container may mount, nor anything above or below them.
+    pub protected: Vec<PathBuf>,
 }
 
 impl GatewayConfig {
@@ -84,12 +90,15 @@ impl GatewayConfig {
     #[must_use]
     pub fn new(engine: PathBuf) -> Self {
         Self {
-            engine,
             max_head_bytes: 1024 * 1024,
             header_read_timeout: Duration::from_secs(30),
             max_connections: 1024,
             idle_engine_connections: 32,
             audit: None,
+            policy: Arc::new(stockade_policy::Policy::builtin()),
+            users: Arc::new(stockade_policy::UserSettingsCache::new()),
+            protected: vec![engine.clone()],
+            engine,
         }
     }
 }

@@ -205,6 +205,18 @@ impl Connection {
             }
         };
         let kind = BodyKind::of(&route.operation, &query);
+        if let BodyKind::Stream = kind {
+            // The stream itself goes to the engine unread; the rules judge the query.
+            let refusal = match stockade_engine_api::Request::new(route.clone(), &raw_query, b"") {
+                Ok(checked) => self.judge(&checked),
+                Err(e) => Some(Refusal::BadRequest(e.to_string())),
+            };
+            if let Some(refusal) = refusal {
+                return self
+                    .refuse(&method, &path, operation, started, refusal, req, true)
+                    .await;
+            }
+        }
         let (mut parts, body) = req.into_parts();
         let body: EngineBody = match kind {
             BodyKind::Stream => Either::Left(body),
@@ -247,6 +259,11 @@ impl Connection {
                                 .await;
                         }
                     };
+                if let Some(refusal) = self.judge(&checked) {
+                    return self
+                        .answer_read(&method, &path, operation, started, refusal)
+                        .await;
+                }
                 let forwarded = checked.body_bytes().unwrap_or_default();
                 parts.headers.remove(header::TRANSFER_ENCODING);
                 if forwarded.is_empty() {
@@ -343,6 +360,41 @@ impl Connection {
                 .await;
         }
         refuse_after_draining(req.into_body(), refusal).await
+    }
+
+    /// The caller's settings applied to a parsed request: `Some` refusal when a rule denies it.
+    fn judge(&self, request: &stockade_engine_api::Request) -> Option<Refusal> {
+        let uid = self.peer.uid;
+        let home = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
+            .ok()
+            .flatten()
+            .map(|u| u.dir);
+        let Some(home) = home else {
+            return Some(Refusal::Denied(format!(
+                "enhanced container isolation: uid {uid} has no entry in the password database, so its settings and shared directories are unknown; ask your administrator"
+            )));
+        };
+        let who = stockade_policy::UserContext::new(uid, home);
+        let user = match self.config.users.get(&who) {
+            Ok(user) => user,
+            Err(e) => {
+                // An unusable settings file means the admin policy alone applies.
+                tracing::warn!(conn = self.id, uid, error = %e, "user settings ignored");
+                None
+            }
+        };
+        let settings = self.config.policy.effective(user.as_deref(), &who);
+        let resolve = |p: &std::path::Path| std::fs::canonicalize(p).ok();
+        let ctx = stockade_policy::rules::Context {
+            settings: &settings,
+            protected: &self.config.protected,
+            resolve: &resolve,
+        };
+        let decision = stockade_policy::rules::decide(request, &ctx);
+        (!decision.allow).then(|| {
+            tracing::info!(conn = self.id, uid, rule = decision.rule, "denied by rule");
+            Refusal::Denied(decision.reason)
+        })
     }
 
     /// Answers with `refusal` a request whose body was already read: logged and recorded.
@@ -580,8 +632,9 @@ impl Connection {
     }
 }
 
-/// Most of a refused request's body read and discarded before the answer goes out.
-const DRAIN_LIMIT: usize = 8 * 1024 * 1024;
+/// Most of a refused request's body read and discarded before the answer goes out (a refused
+/// `docker load` of a large archive must still get its message, not a broken pipe).
+const DRAIN_LIMIT: usize = 256 * 1024 * 1024;
 /// Longest wait for a refused request's body.
 const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(5);
 

@@ -62,6 +62,7 @@ mod checks;
 mod error;
 mod json;
 mod layer;
+pub mod rules;
 pub mod schema;
 mod settings;
 mod shape;

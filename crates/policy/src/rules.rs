@@ -1,0 +1,764 @@
+//! The gateway's content rules (Enhanced Container Isolation, DESIGN.md section 4) as one pure
+//! function: [`decide`] takes a parsed [`Request`] and the caller's [`Settings`] and says allow or
+//! deny, with a rule id and a reason in Docker Desktop's wording.
+//!
+//! The only outside facts a rule needs are where host paths lead (symlinks are resolved before a
+//! bind source is compared with the shared directories); [`Context::resolve`] supplies that, so
+//! the rules stay unit-testable.
+//!
+//! Rules that need to know who owns a container or network (`--network container:X`,
+//! `--volumes-from`) deny until ownership labels exist: fail closed.
+
+use crate::Settings;
+use std::path::{Component, Path, PathBuf};
+use stockade_engine_api::json::Value;
+use stockade_engine_api::{Operation, Request};
+
+/// What the rules need beside the request and the settings.
+#[derive(Clone)]
+pub struct Context<'a> {
+    /// The caller's effective settings.
+    pub settings: &'a Settings,
+    /// Paths no container may mount, nor any directory above or below them: the engine and
+    /// gateway sockets, Stockade's state, configuration and audit log.
+    pub protected: &'a [PathBuf],
+    /// Resolves a host path's symlinks (`std::fs::canonicalize` in the gateway); `None` when the
+    /// path does not exist.
+    pub resolve: &'a dyn Fn(&Path) -> Option<PathBuf>,
+}
+
+impl std::fmt::Debug for Context<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Context")
+            .field("settings", self.settings)
+            .field("protected", &self.protected)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A rule's verdict.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    /// Whether the request may go to the engine.
+    pub allow: bool,
+    /// The rule that decided (`eci.privileged`), or `allow` when nothing objected.
+    pub rule: &'static str,
+    /// What the user sees on a denial.
+    pub reason: String,
+}
+
+impl Decision {
+    fn allow() -> Self {
+        Self {
+            allow: true,
+            rule: "allow",
+            reason: String::new(),
+        }
+    }
+}
+
+fn deny(rule: &'static str, reason: impl Into<String>) -> Decision {
+    Decision {
+        allow: false,
+        rule,
+        reason: reason.into(),
+    }
+}
+
+type Verdict = Result<(), Decision>;
+
+/// Judge a request. Deny reasons start with the Docker Desktop prefix
+/// `enhanced container isolation: ` (or the Settings Management key that refused it).
+#[must_use]
+pub fn decide(request: &Request, ctx: &Context<'_>) -> Decision {
+    match check(request, ctx) {
+        Ok(()) => Decision::allow(),
+        Err(decision) => decision,
+    }
+}
+
+fn check(request: &Request, ctx: &Context<'_>) -> Verdict {
+    let op = &request.route.operation;
+    let loads = matches!(op, Operation::ImageLoad)
+        || (matches!(op, Operation::ImageCreate) && request.query.get("fromSrc").is_some());
+    if loads && ctx.settings.block_docker_load {
+        return Err(deny(
+            "settings.block_docker_load",
+            "docker load and docker import are blocked by your administrator (blockDockerLoad)",
+        ));
+    }
+    if !ctx.settings.eci.enabled {
+        return Ok(());
+    }
+    let body = request.body.as_ref();
+    match op {
+        Operation::ContainerCreate => {
+            let body = body.unwrap_or(&Value::Null);
+            container_create(body, ctx)
+        }
+        Operation::ExecCreate { .. } => {
+            if flag(body.and_then(|b| b.get("Privileged"))) {
+                return Err(eci("eci.exec_privileged", "privileged exec is not allowed"));
+            }
+            Ok(())
+        }
+        Operation::ContainerUpdate { .. } => match body {
+            Some(body) => resources(body),
+            None => Ok(()),
+        },
+        Operation::VolumeCreate => match body {
+            Some(body) => volume_driver(
+                str_of(body.get("Driver")),
+                body.get("DriverOpts"),
+                ctx,
+                "volume create",
+            ),
+            None => Ok(()),
+        },
+        Operation::NetworkCreate => network_create(body.unwrap_or(&Value::Null)),
+        Operation::Build => build(request),
+        _ => Ok(()),
+    }
+}
+
+fn eci(rule: &'static str, what: impl AsRef<str>) -> Decision {
+    deny(
+        rule,
+        format!("enhanced container isolation: {}", what.as_ref()),
+    )
+}
+
+fn flag(v: Option<&Value>) -> bool {
+    v.and_then(Value::as_bool).unwrap_or(false)
+}
+
+fn str_of(v: Option<&Value>) -> &str {
+    v.and_then(Value::as_str).unwrap_or("")
+}
+
+/// The strings of a `StrSlice` or string array (a lone string counts as one element).
+fn strings(v: Option<&Value>) -> Vec<&str> {
+    match v {
+        Some(Value::String(s)) => vec![s.as_str()],
+        Some(Value::Array(items)) => items.iter().filter_map(Value::as_str).collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn non_empty(v: Option<&Value>) -> bool {
+    match v {
+        None | Some(Value::Null) => false,
+        Some(Value::Array(a)) => !a.is_empty(),
+        Some(Value::Object(o)) => !o.is_empty(),
+        Some(Value::String(s)) => !s.is_empty(),
+        Some(_) => true,
+    }
+}
+
+/// Docker's default capability set: adding one of these changes nothing.
+const DEFAULT_CAPS: &[&str] = &[
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "FSETID",
+    "FOWNER",
+    "MKNOD",
+    "NET_RAW",
+    "SETGID",
+    "SETUID",
+    "SETFCAP",
+    "SETPCAP",
+    "NET_BIND_SERVICE",
+    "SYS_CHROOT",
+    "KILL",
+    "AUDIT_WRITE",
+];
+
+/// A capability as the engine normalises it: upper case, without the `CAP_` prefix.
+fn cap_name(raw: &str) -> String {
+    let upper = raw.trim().to_ascii_uppercase();
+    upper.strip_prefix("CAP_").unwrap_or(&upper).to_owned()
+}
+
+/// Sysctls the kernel namespaces per container (and the engine itself allows): IPC and message
+/// queues, and the network namespace's own `net.*` (host networking is refused separately).
+fn namespaced_sysctl(key: &str) -> bool {
+    const IPC: &[&str] = &[
+        "kernel.msgmax",
+        "kernel.msgmnb",
+        "kernel.msgmni",
+        "kernel.sem",
+        "kernel.shmall",
+        "kernel.shmmax",
+        "kernel.shmmni",
+        "kernel.shm_rmid_forced",
+    ];
+    IPC.contains(&key) || key.starts_with("fs.mqueue.") || key.starts_with("net.")
+}
+
+fn namespace_mode(field: &str, value: &str, allow_container: bool) -> Verdict {
+    let mode = value.trim();
+    if mode == "host" {
+        return Err(eci(
+            "eci.host_namespace",
+            format!("{field}=host is not allowed (it shares a namespace with the host)"),
+        ));
+    }
+    if mode.starts_with("container:") && !allow_container {
+        return Err(eci(
+            "eci.container_namespace",
+            format!("{field}={mode} is not allowed (joining another container's namespace)"),
+        ));
+    }
+    Ok(())
+}
+
+fn container_create(body: &Value, ctx: &Context<'_>) -> Verdict {
+    let empty = Value::Object(Vec::new());
+    let hc = match body.get("HostConfig") {
+        Some(v @ Value::Object(_)) => v,
+        _ => &empty,
+    };
+    if flag(hc.get("Privileged")) {
+        return Err(eci(
+            "eci.privileged",
+            "privileged containers are not allowed (HostConfig.Privileged)",
+        ));
+    }
+    for field in [
+        "PidMode",
+        "IpcMode",
+        "UTSMode",
+        "UsernsMode",
+        "CgroupnsMode",
+    ] {
+        namespace_mode(field, str_of(hc.get(field)), false)?;
+    }
+    // `container:` networking needs an ownership check, which does not exist yet: refused.
+    namespace_mode("NetworkMode", str_of(hc.get("NetworkMode")), false)?;
+    if let Some(Value::Object(endpoints)) = body
+        .get("NetworkingConfig")
+        .and_then(|n| n.get("EndpointsConfig"))
+    {
+        for (name, _) in endpoints {
+            if name.trim() == "host" {
+                return Err(eci(
+                    "eci.host_namespace",
+                    "the host network is not allowed (NetworkingConfig.EndpointsConfig)",
+                ));
+            }
+        }
+    }
+    if non_empty(hc.get("VolumesFrom")) {
+        return Err(eci(
+            "eci.volumes_from",
+            "--volumes-from is not allowed (HostConfig.VolumesFrom)",
+        ));
+    }
+    if non_empty(hc.get("Cgroup")) {
+        return Err(eci(
+            "eci.cgroup",
+            "sharing another cgroup is not allowed (HostConfig.Cgroup)",
+        ));
+    }
+    for cap in strings(hc.get("CapAdd")) {
+        let name = cap_name(cap);
+        if !DEFAULT_CAPS.contains(&name.as_str()) {
+            return Err(eci(
+                "eci.capabilities",
+                format!("adding capability {name} is not allowed (HostConfig.CapAdd)"),
+            ));
+        }
+    }
+    for cap in strings(hc.get("Capabilities")) {
+        let name = cap_name(cap);
+        if !DEFAULT_CAPS.contains(&name.as_str()) {
+            return Err(eci(
+                "eci.capabilities",
+                format!("capability {name} is not allowed (HostConfig.Capabilities)"),
+            ));
+        }
+    }
+    security_options(&strings(hc.get("SecurityOpt")))?;
+    for field in ["MaskedPaths", "ReadonlyPaths"] {
+        if matches!(hc.get(field), Some(v) if !matches!(v, Value::Null)) {
+            return Err(eci(
+                "eci.system_paths",
+                format!("setting HostConfig.{field} is not allowed (it can unmask /proc and /sys)"),
+            ));
+        }
+    }
+    if let Some(Value::Object(sysctls)) = hc.get("Sysctls") {
+        for (key, _) in sysctls {
+            if !namespaced_sysctl(key.trim()) {
+                return Err(eci(
+                    "eci.sysctls",
+                    format!("sysctl {key:?} is not allowed (HostConfig.Sysctls)"),
+                ));
+            }
+        }
+    }
+    let runtime = str_of(hc.get("Runtime"));
+    if !(runtime.is_empty() || runtime == "runc") {
+        return Err(eci(
+            "eci.runtime",
+            format!("runtime {runtime:?} is not allowed (HostConfig.Runtime)"),
+        ));
+    }
+    let isolation = str_of(hc.get("Isolation"));
+    if !(isolation.is_empty() || isolation == "default") {
+        return Err(eci(
+            "eci.isolation",
+            format!("isolation {isolation:?} is not allowed (HostConfig.Isolation)"),
+        ));
+    }
+    if non_empty(hc.get("Annotations")) {
+        return Err(eci(
+            "eci.annotations",
+            "OCI annotations are not allowed (HostConfig.Annotations)",
+        ));
+    }
+    let log_driver = hc.get("LogConfig").and_then(|l| l.get("Type"));
+    let log_driver = str_of(log_driver);
+    if !matches!(log_driver, "" | "json-file" | "local" | "none" | "journald") {
+        // Network log drivers (syslog, gelf, fluentd, ...) connect from the host, past the
+        // containers' egress rules.
+        return Err(eci(
+            "eci.log_driver",
+            format!("log driver {log_driver:?} is not allowed (HostConfig.LogConfig.Type)"),
+        ));
+    }
+    let default_driver = str_of(hc.get("VolumeDriver"));
+    if !(default_driver.is_empty() || default_driver == "local") {
+        return Err(eci(
+            "eci.volume_driver",
+            format!("volume driver {default_driver:?} is not allowed (HostConfig.VolumeDriver)"),
+        ));
+    }
+    resources(hc)?;
+    for bind in strings(hc.get("Binds")) {
+        // `SRC:DST[:OPTIONS]`; a SRC that is an absolute path is a host path, anything else names
+        // a volume.
+        let source = bind.split(':').next().unwrap_or("");
+        if source.starts_with('/') {
+            host_path(source, ctx, "HostConfig.Binds")?;
+        }
+    }
+    if let Some(Value::Array(mounts)) = hc.get("Mounts") {
+        for mount in mounts {
+            match str_of(mount.get("Type")) {
+                "bind" => host_path(str_of(mount.get("Source")), ctx, "HostConfig.Mounts")?,
+                "volume" => {
+                    let driver = mount
+                        .get("VolumeOptions")
+                        .and_then(|o| o.get("DriverConfig"));
+                    if let Some(driver) = driver {
+                        volume_driver(
+                            str_of(driver.get("Name")),
+                            driver.get("Options"),
+                            ctx,
+                            "HostConfig.Mounts",
+                        )?;
+                    }
+                }
+                "tmpfs" => {}
+                other => {
+                    return Err(eci(
+                        "eci.mount_type",
+                        format!("mounts of type {other:?} are not allowed (HostConfig.Mounts)"),
+                    ))
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Resource fields of a create or update body that would widen the container's reach.
+fn resources(body: &Value) -> Verdict {
+    for field in ["Devices", "DeviceCgroupRules", "DeviceRequests"] {
+        if non_empty(body.get(field)) {
+            return Err(eci(
+                "eci.devices",
+                format!("host devices are not allowed (HostConfig.{field})"),
+            ));
+        }
+    }
+    if non_empty(body.get("CgroupParent")) {
+        return Err(eci(
+            "eci.cgroup_parent",
+            "a custom cgroup parent is not allowed (HostConfig.CgroupParent)",
+        ));
+    }
+    Ok(())
+}
+
+/// `SecurityOpt` entries, split as the engine splits them (`key=value`, or the legacy
+/// `key:value`). Only options that keep or tighten the defaults are allowed.
+fn security_options(options: &[&str]) -> Verdict {
+    for option in options {
+        let (key, value) = option
+            .split_once('=')
+            .or_else(|| option.split_once(':'))
+            .unwrap_or((option, ""));
+        let allowed = match key {
+            "no-new-privileges" => value.is_empty() || value.eq_ignore_ascii_case("true"),
+            "apparmor" => value == "docker-default",
+            _ => false,
+        };
+        if !allowed {
+            return Err(eci(
+                "eci.security_opt",
+                format!("security option {option:?} is not allowed (HostConfig.SecurityOpt)"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A volume driver and its options: only the local driver, and only options that do not mount
+/// something of the host (a bind of a host path must be inside the shared directories).
+fn volume_driver(driver: &str, options: Option<&Value>, ctx: &Context<'_>, field: &str) -> Verdict {
+    if !(driver.is_empty() || driver == "local") {
+        return Err(eci(
+            "eci.volume_driver",
+            format!("volume driver {driver:?} is not allowed ({field})"),
+        ));
+    }
+    let Some(Value::Object(options)) = options else {
+        return Ok(());
+    };
+    let get = |k: &str| {
+        options
+            .iter()
+            .rev()
+            .find(|(key, _)| key == k)
+            .and_then(|(_, v)| v.as_str())
+    };
+    for (key, _) in options {
+        if !matches!(key.as_str(), "type" | "o" | "device") {
+            return Err(eci(
+                "eci.volume_options",
+                format!("volume option {key:?} is not allowed ({field})"),
+            ));
+        }
+    }
+    let kind = get("type").unwrap_or("");
+    let o = get("o").unwrap_or("");
+    let binds = o
+        .split(',')
+        .any(|opt| matches!(opt.trim(), "bind" | "rbind"));
+    match (kind, binds) {
+        ("tmpfs", false) => Ok(()),
+        ("" | "none", true) => host_path(get("device").unwrap_or(""), ctx, field),
+        ("", false) if get("device").is_none() => Ok(()),
+        _ => Err(eci(
+            "eci.volume_options",
+            format!(
+                "volume options that mount a device or a network share are not allowed ({field})"
+            ),
+        )),
+    }
+}
+
+/// A host path a container would mount: inside a shared directory after resolving symlinks, and
+/// never the engine or gateway socket or Stockade's own files, nor a directory holding them.
+fn host_path(raw: &str, ctx: &Context<'_>, field: &str) -> Verdict {
+    let denied = |why: String| {
+        Err(deny(
+            "eci.bind_mount",
+            format!(
+                "enhanced container isolation: mounting {raw:?} is not allowed ({field}): {why}"
+            ),
+        ))
+    };
+    let path = Path::new(raw);
+    if !path.is_absolute() || path.components().any(|c| matches!(c, Component::ParentDir)) {
+        return denied("write an absolute path without `..`".to_owned());
+    }
+    let resolved = resolve_existing_prefix(path, ctx.resolve);
+    for protected in ctx.protected {
+        if resolved.starts_with(protected) || protected.starts_with(&resolved) {
+            return denied(format!(
+                "it holds or is inside {} (Stockade's own files and sockets)",
+                protected.display()
+            ));
+        }
+    }
+    let shared = &ctx.settings.filesharing_allowed_directories;
+    let inside = shared.iter().any(|dir| {
+        let dir = (ctx.resolve)(&dir.path).unwrap_or_else(|| dir.path.clone());
+        resolved.starts_with(&dir)
+    });
+    if !inside {
+        let dirs: Vec<String> = shared
+            .iter()
+            .map(|d| d.path.display().to_string())
+            .collect();
+        return denied(format!(
+            "only paths inside the shared directories may be mounted ({}; filesharingAllowedDirectories)",
+            if dirs.is_empty() { "none".to_owned() } else { dirs.join(", ") }
+        ));
+    }
+    Ok(())
+}
+
+/// Resolve the longest existing prefix of `path` and append the rest (the engine creates a
+/// missing bind source as a directory, so it is judged where it would be created).
+fn resolve_existing_prefix(path: &Path, resolve: &dyn Fn(&Path) -> Option<PathBuf>) -> PathBuf {
+    let mut existing = path.to_path_buf();
+    let mut rest = Vec::new();
+    loop {
+        if let Some(resolved) = resolve(&existing) {
+            let mut out = resolved;
+            for part in rest.iter().rev() {
+                out.push(part);
+            }
+            return out;
+        }
+        match (
+            existing.file_name().map(ToOwned::to_owned),
+            existing.parent(),
+        ) {
+            (Some(name), Some(parent)) => {
+                rest.push(name);
+                existing = parent.to_path_buf();
+            }
+            _ => return path.to_path_buf(),
+        }
+    }
+}
+
+fn network_create(body: &Value) -> Verdict {
+    let driver = str_of(body.get("Driver"));
+    if !(driver.is_empty() || driver == "bridge") {
+        // macvlan/ipvlan attach to host interfaces past the egress rules; overlay is swarm.
+        return Err(eci(
+            "eci.network_driver",
+            format!("network driver {driver:?} is not allowed (only bridge)"),
+        ));
+    }
+    for field in ["ConfigFrom", "ConfigOnly", "Ingress"] {
+        if non_empty(body.get(field)) && body.get(field) != Some(&Value::Bool(false)) {
+            return Err(eci(
+                "eci.network_options",
+                format!("network field {field} is not allowed"),
+            ));
+        }
+    }
+    if let Some(Value::Object(options)) = body.get("Options") {
+        for (key, _) in options {
+            if !matches!(
+                key.as_str(),
+                "com.docker.network.driver.mtu" | "com.docker.network.bridge.enable_icc"
+            ) {
+                return Err(eci(
+                    "eci.network_options",
+                    format!("network option {key:?} is not allowed"),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn build(request: &Request) -> Verdict {
+    let network = request.query.get("networkmode").unwrap_or("");
+    namespace_mode("networkmode", network, false)?;
+    if !request.query.get("cgroupparent").unwrap_or("").is_empty() {
+        return Err(eci(
+            "eci.cgroup_parent",
+            "a custom cgroup parent is not allowed for builds (cgroupparent)",
+        ));
+    }
+    let isolation = request.query.get("isolation").unwrap_or("");
+    if !(isolation.is_empty() || isolation == "default") {
+        return Err(eci(
+            "eci.isolation",
+            format!("build isolation {isolation:?} is not allowed"),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Policy, UserContext};
+    use http::Method;
+    use stockade_engine_api::Route;
+
+    fn settings() -> Settings {
+        Policy::builtin().effective(None, &UserContext::new(1000, "/home/u"))
+    }
+
+    fn judge(path: &str, query: &str, body: &str) -> Decision {
+        let settings = settings();
+        let protected = [PathBuf::from("/run/stockade")];
+        let resolve = |p: &Path| -> Option<PathBuf> {
+            // A tiny fake file system: /home/u/link -> /etc, everything under /home/u and /tmp
+            // and /etc and /run exists.
+            let s = p.to_str()?;
+            if let Some(rest) = s.strip_prefix("/home/u/link") {
+                return Some(PathBuf::from(format!("/etc{rest}")));
+            }
+            ["/home/u", "/tmp", "/etc", "/run", "/"]
+                .iter()
+                .any(|d| s == *d || s.starts_with(&format!("{d}/")))
+                .then(|| p.to_path_buf())
+        };
+        let ctx = Context {
+            settings: &settings,
+            protected: &protected,
+            resolve: &resolve,
+        };
+        let route = Route::parse(&Method::POST, path).unwrap();
+        let request = Request::new(route, query, body.as_bytes()).unwrap();
+        decide(&request, &ctx)
+    }
+
+    fn create(hc: &str) -> Decision {
+        judge(
+            "/containers/create",
+            "",
+            &format!(r#"{{"Image":"busybox","HostConfig":{hc}}}"#),
+        )
+    }
+
+    #[test]
+    fn everyday_containers_are_allowed() {
+        for hc in [
+            "{}",
+            r#"{"Binds":["/home/u/src:/src","named:/data"],"CapAdd":["chown","CAP_KILL"]}"#,
+            r#"{"Mounts":[{"Type":"tmpfs","Target":"/t"},{"Type":"volume","Source":"v","Target":"/v"}]}"#,
+            r#"{"SecurityOpt":["no-new-privileges"],"Sysctls":{"net.ipv4.ip_forward":"1"}}"#,
+            r#"{"NetworkMode":"bridge","IpcMode":"private","LogConfig":{"Type":"json-file"}}"#,
+            r#"{"Binds":["/tmp/new/dir:/x"]}"#,
+        ] {
+            let d = create(hc);
+            assert!(d.allow, "{hc}: {}", d.reason);
+        }
+    }
+
+    #[test]
+    fn privilege_is_refused_in_every_spelling() {
+        for (hc, rule) in [
+            (r#"{"Privileged":true}"#, "eci.privileged"),
+            (r#"{"privileged":true}"#, "eci.privileged"),
+            (r#"{"PidMode":"host"}"#, "eci.host_namespace"),
+            (r#"{"UsernsMode":"host"}"#, "eci.host_namespace"),
+            (r#"{"NetworkMode":"host"}"#, "eci.host_namespace"),
+            (r#"{"IpcMode":"container:abc"}"#, "eci.container_namespace"),
+            (r#"{"CapAdd":["cap_sys_admin"]}"#, "eci.capabilities"),
+            (r#"{"CapAdd":"ALL"}"#, "eci.capabilities"),
+            (r#"{"Capabilities":["CAP_SYS_PTRACE"]}"#, "eci.capabilities"),
+            (
+                r#"{"SecurityOpt":["seccomp=unconfined"]}"#,
+                "eci.security_opt",
+            ),
+            (
+                r#"{"SecurityOpt":["seccomp:unconfined"]}"#,
+                "eci.security_opt",
+            ),
+            (
+                r#"{"SecurityOpt":["apparmor=unconfined"]}"#,
+                "eci.security_opt",
+            ),
+            (r#"{"SecurityOpt":["label=disable"]}"#, "eci.security_opt"),
+            (
+                r#"{"SecurityOpt":["no-new-privileges=false"]}"#,
+                "eci.security_opt",
+            ),
+            (
+                r#"{"SecurityOpt":["systempaths=unconfined"]}"#,
+                "eci.security_opt",
+            ),
+            (r#"{"MaskedPaths":[]}"#, "eci.system_paths"),
+            (
+                r#"{"Sysctls":{"kernel.core_pattern":"|/x"}}"#,
+                "eci.sysctls",
+            ),
+            (r#"{"Devices":[{"PathOnHost":"/dev/sda"}]}"#, "eci.devices"),
+            (r#"{"DeviceCgroupRules":["a *:* rwm"]}"#, "eci.devices"),
+            (r#"{"Runtime":"runsc"}"#, "eci.runtime"),
+            (r#"{"CgroupParent":"/"}"#, "eci.cgroup_parent"),
+            (r#"{"VolumesFrom":["other"]}"#, "eci.volumes_from"),
+            (r#"{"LogConfig":{"Type":"syslog"}}"#, "eci.log_driver"),
+            (r#"{"Binds":["/:/host"]}"#, "eci.bind_mount"),
+            (r#"{"Binds":["/etc:/e:ro"]}"#, "eci.bind_mount"),
+            (r#"{"Binds":["/home/u/link:/e"]}"#, "eci.bind_mount"),
+            (r#"{"Binds":["/home/u/../../etc:/e"]}"#, "eci.bind_mount"),
+            (
+                r#"{"Binds":["/run/stockade/engine.sock:/s"]}"#,
+                "eci.bind_mount",
+            ),
+            (
+                r#"{"Mounts":[{"Type":"bind","Source":"/","Target":"/h"}]}"#,
+                "eci.bind_mount",
+            ),
+            (
+                r#"{"Mounts":[{"Type":"volume","Target":"/v","VolumeOptions":{"DriverConfig":{"Options":{"type":"none","o":"bind","device":"/etc"}}}}]}"#,
+                "eci.bind_mount",
+            ),
+            (
+                r#"{"Mounts":[{"Type":"volume","Target":"/v","VolumeOptions":{"DriverConfig":{"Options":{"type":"ext4","device":"/dev/sda1"}}}}]}"#,
+                "eci.volume_options",
+            ),
+            (
+                r#"{"Mounts":[{"Type":"npipe","Target":"/p"}]}"#,
+                "eci.mount_type",
+            ),
+        ] {
+            let d = create(hc);
+            assert!(!d.allow, "{hc} was allowed");
+            assert_eq!(d.rule, rule, "{hc}: {}", d.reason);
+            assert!(
+                d.reason.starts_with("enhanced container isolation: "),
+                "{}",
+                d.reason
+            );
+        }
+        let d = judge(
+            "/containers/create",
+            "",
+            r#"{"Image":"x","NetworkingConfig":{"EndpointsConfig":{"host":{}}}}"#,
+        );
+        assert_eq!(d.rule, "eci.host_namespace");
+    }
+
+    #[test]
+    fn other_operations() {
+        assert!(
+            !judge(
+                "/containers/x/exec",
+                "",
+                r#"{"Cmd":["sh"],"Privileged":true}"#
+            )
+            .allow
+        );
+        assert!(judge("/containers/x/exec", "", r#"{"Cmd":["sh"]}"#).allow);
+        assert!(
+            !judge(
+                "/containers/x/update",
+                "",
+                r#"{"Devices":[{"PathOnHost":"/dev/mem"}]}"#
+            )
+            .allow
+        );
+        assert!(!judge("/build", "networkmode=host", "").allow);
+        assert!(judge("/build", "networkmode=default&t=a", "").allow);
+        assert!(!judge("/images/load", "", "").allow);
+        assert!(!judge("/images/create", "fromSrc=-", "").allow);
+        assert!(judge("/images/create", "fromImage=busybox&tag=latest", "").allow);
+        assert!(
+            !judge(
+                "/volumes/create",
+                "",
+                r#"{"Name":"v","DriverOpts":{"type":"none","o":"bind","device":"/"}}"#
+            )
+            .allow
+        );
+        assert!(judge("/volumes/create", "", r#"{"Name":"v"}"#).allow);
+        assert!(!judge("/networks/create", "", r#"{"Name":"n","Driver":"macvlan"}"#).allow);
+        assert!(judge("/networks/create", "", r#"{"Name":"n","Driver":"bridge"}"#).allow);
+    }
+}
