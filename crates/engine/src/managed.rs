@@ -196,6 +196,10 @@ pub fn daemon_config(layout: &Layout, bridge: &str, pool: &(String, u8)) -> serd
         "shutdown-timeout": 10,
         "experimental": false,
         "features": {"buildkit": true},
+        // The engine's BuildKit grants `RUN --network=host` unless told not to, and the
+        // Dockerfile travels inside the opaque BuildKit session where the gateway cannot read
+        // it: the entitlement is switched off here, where no request can switch it back on.
+        "builder": {"Entitlements": {"network-host": false, "security-insecure": false}},
         "log-driver": "json-file",
         "log-opts": {"max-size": "50m", "max-file": "3"}
     })
@@ -658,6 +662,11 @@ mod tests {
         );
         assert_eq!(config["group"], "root");
         assert_eq!(config["no-new-privileges"], true);
+        assert_eq!(config["builder"]["Entitlements"]["network-host"], false);
+        assert_eq!(
+            config["builder"]["Entitlements"]["security-insecure"],
+            false
+        );
         assert_eq!(config["live-restore"], false);
         assert_eq!(config["bridge"], "stk0");
         assert_eq!(config["data-root"], "/tmp/stk/data");
