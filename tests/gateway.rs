@@ -124,6 +124,10 @@ fn main() {
             bypass_create_bodies_make_no_container,
         ),
         (
+            "policy_reloads_on_change_and_keeps_the_last_good_one",
+            policy_reloads_on_change_and_keeps_the_last_good_one,
+        ),
+        (
             "bypass_framing_and_form_tricks_are_refused",
             bypass_framing_and_form_tricks_are_refused,
         ),
@@ -783,11 +787,20 @@ fn audit_records_every_decision_and_verifies(rig: &Rig) -> Outcome {
     ensure(verified.success(), || verified.describe())?;
     let records = audit_records(&log)?;
     let _ = std::fs::remove_dir_all(&dir);
+    // The policy in force is recorded first, then the start; decisions name the policy's hash.
+    ensure(
+        records.len() > 2
+            && records[0]["kind"] == "policy_load"
+            && records[0]["summary"]["policy"] == "built-in"
+            && records[1]["kind"] == "gateway_start",
+        || format!("{records:?}"),
+    )?;
     ensure(
         records
-            .first()
-            .is_some_and(|r| r["kind"] == "gateway_start"),
-        || format!("{records:?}"),
+            .iter()
+            .filter(|r| r["kind"] == "decision")
+            .all(|r| r["policy_hash"] == records[0]["policy_hash"]),
+        || format!("a decision without the policy hash: {records:?}"),
     )?;
     ensure(
         records.last().is_some_and(|r| r["kind"] == "gateway_stop"),
@@ -1564,4 +1577,95 @@ fn bypass_framing_and_form_tricks_are_refused(rig: &Rig) -> Outcome {
     ensure(!exists.success(), || {
         "a chunked privileged create made a container".to_owned()
     })
+}
+
+/// Whether the gateway itself refused a `docker load` (the engine's own answer to a junk archive
+/// is an error too, but never a blockDockerLoad refusal).
+fn load_blocked(socket: &Path) -> Result<bool, Failed> {
+    let answer = http::request(
+        socket,
+        "POST",
+        "/v1.41/images/load?quiet=1",
+        &[("Content-Type", "application/x-tar")],
+        b"not a tar archive",
+    )?;
+    Ok(answer.status == 403 && String::from_utf8_lossy(&answer.body).contains("blockDockerLoad"))
+}
+
+fn wait_for(mut condition: impl FnMut() -> Result<bool, Failed>) -> Result<bool, Failed> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if condition()? {
+            return Ok(true);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Ok(false)
+}
+
+fn policy_reloads_on_change_and_keeps_the_last_good_one(rig: &Rig) -> Outcome {
+    let dir = scratch_dir("reload")?;
+    let policy = dir.join("admin-settings.json");
+    let write = |blocked: bool| {
+        std::fs::write(
+            &policy,
+            format!(
+                r#"{{"configurationFileVersion": 2, "blockDockerLoad": {{"locked": true, "value": {blocked}}}}}"#
+            ),
+        )
+    };
+    write(true)?;
+    let log = dir.join("audit.log");
+    let mut gateway = Gateway::start(
+        Path::new(STOCKADE),
+        &rig.engine.socket(),
+        &dir.join("gw.sock"),
+        &[
+            "--policy",
+            &policy.to_string_lossy(),
+            "--audit-log",
+            &log.to_string_lossy(),
+        ],
+    )?;
+    let socket = gateway.socket().to_owned();
+    ensure(load_blocked(&socket)?, || {
+        "the policy file's block is not in force".to_owned()
+    })?;
+    // A valid change takes effect without a restart.
+    write(false)?;
+    ensure(wait_for(|| load_blocked(&socket).map(|b| !b))?, || {
+        "a changed policy file was not reloaded".to_owned()
+    })?;
+    // A broken file is refused and the last good policy stays.
+    std::fs::write(
+        &policy,
+        "{\"configurationFileVersion\": 2, \"blockDockerLoad\": ",
+    )?;
+    ensure(
+        wait_for(|| Ok(gateway.log().contains("policy reload refused")))?,
+        || format!("the broken file was not reported:\n{}", gateway.log()),
+    )?;
+    ensure(!load_blocked(&socket)?, || {
+        "a broken file changed the policy".to_owned()
+    })?;
+    // SIGHUP reloads at once.
+    write(true)?;
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(i32::try_from(gateway.pid())?),
+        nix::sys::signal::Signal::SIGHUP,
+    )?;
+    ensure(wait_for(|| load_blocked(&socket))?, || {
+        "SIGHUP did not reload".to_owned()
+    })?;
+    gateway.stop_with(nix::sys::signal::Signal::SIGTERM);
+    // The audit log holds the loads and the refused reload, and verifies.
+    let records = std::fs::read_to_string(&log)?;
+    ensure(records.matches("\"policy_load\"").count() >= 3, || {
+        records.clone()
+    })?;
+    ensure(records.contains("\"policy_reload_failed\""), || {
+        records.clone()
+    })?;
+    let verified = audit_verify(&log)?;
+    ensure(verified.success(), || verified.describe())
 }

@@ -43,22 +43,28 @@ pub fn run(command: PolicyCommand) -> Result<(), Failure> {
 /// Loads the admin policy for `serve`/`up`: the given file, else the default path when it
 /// exists, else the built-in default. An invalid file is an error listing every problem.
 pub fn load(path: Option<&Path>) -> Result<Policy, Failure> {
+    Ok(load_with_path(path)?.0)
+}
+
+/// As [`load`], also returning the file to watch for reloads (`None` for the built-in).
+pub fn load_with_path(path: Option<&Path>) -> Result<(Policy, Option<PathBuf>), Failure> {
     let path = match path {
         Some(path) => path.to_owned(),
         None => {
             let default = PathBuf::from(DEFAULT_POLICY);
             if !default.exists() {
-                return Ok(Policy::builtin());
+                return Ok((Policy::builtin(), None));
             }
             default
         }
     };
-    Policy::load(&path).map_err(|e| {
+    let policy = Policy::load(&path).map_err(|e| {
         Failure::check(format!(
             "the policy {} is not valid; fix these and retry (`stockade policy check` shows them too):\n{e}",
             path.display()
         ))
-    })
+    })?;
+    Ok((policy, Some(path)))
 }
 
 fn check(file: &Path) -> Result<(), Failure> {

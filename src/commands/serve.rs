@@ -30,7 +30,7 @@ pub async fn run(args: ServeArgs) -> Result<(), Failure> {
     let engine = unix_socket("--engine", &args.engine)?;
     let listen = unix_socket("--listen", &args.listen)?;
     let gid = group_id(&args.group)?;
-    let policy = super::policy::load(args.policy.as_deref())?;
+    let policy = super::policy::load_with_path(args.policy.as_deref())?;
     let mut signals = Signals::install()?;
     let facts = stockade_engine::check_engine(&engine)
         .await
@@ -68,14 +68,29 @@ pub async fn serve_on(
     listener: GatewayListener,
     engine: PathBuf,
     audit: Option<std::sync::Arc<stockade_audit::AuditLog>>,
-    policy: stockade_policy::Policy,
+    policy: (stockade_policy::Policy, Option<PathBuf>),
     audit_path: Option<PathBuf>,
     signals: &mut Signals,
 ) -> Result<(), Failure> {
+    let (policy, policy_path) = policy;
     tracing::info!(policy = %policy.source_name(), sha256 = %policy.hash(), "policy loaded");
+    record_policy(
+        audit.as_ref(),
+        stockade_audit::Kind::PolicyLoad,
+        &policy,
+        None,
+    )
+    .await;
     let mut config = GatewayConfig::new(engine.clone());
-    config.audit = audit;
-    config.policy = std::sync::Arc::new(policy);
+    config.audit = audit.clone();
+    config.policy = std::sync::Arc::new(stockade_gateway::PolicyHandle::new(policy));
+    let _watcher = policy_path.map(|path| {
+        AbortOnDrop(tokio::spawn(watch_policy(
+            std::sync::Arc::clone(&config.policy),
+            path,
+            audit,
+        )))
+    });
     // No container may mount the sockets, the audit log or Stockade's directories.
     config.protected = [
         engine,
@@ -90,4 +105,113 @@ pub async fn serve_on(
     stockade_gateway::serve(listener, config, signals.recv())
         .await
         .map_err(|e| Failure::unsafe_env(e.to_string()))
+}
+
+/// Ends the task when dropped (the policy watcher lives as long as the gateway).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// What identifies one version of a file without reading it.
+fn file_stamp(path: &std::path::Path) -> Option<(u64, u64, i64, i64, i64)> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path).ok()?;
+    Some((
+        m.dev(),
+        m.ino(),
+        m.size().try_into().unwrap_or(i64::MAX),
+        m.mtime_nsec() + m.mtime() * 1_000_000_000,
+        m.ctime_nsec() + m.ctime() * 1_000_000_000,
+    ))
+}
+
+/// Reloads the policy on SIGHUP and when the file changes (checked every second). A valid file
+/// takes effect for the next request; an invalid one is refused, logged and recorded, and the
+/// last good policy stays in force.
+async fn watch_policy(
+    handle: std::sync::Arc<stockade_gateway::PolicyHandle>,
+    path: PathBuf,
+    audit: Option<std::sync::Arc<stockade_audit::AuditLog>>,
+) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut hangup = match signal(SignalKind::hangup()) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot watch SIGHUP; the policy reloads on file change only");
+            None
+        }
+    };
+    let mut seen = file_stamp(&path);
+    loop {
+        let forced = tokio::select! {
+            () = tokio::time::sleep(std::time::Duration::from_secs(1)) => false,
+            Some(()) = async {
+                match hangup.as_mut() {
+                    Some(h) => h.recv().await,
+                    None => std::future::pending().await,
+                }
+            } => true,
+        };
+        let stamp = file_stamp(&path);
+        if !forced && stamp == seen {
+            continue;
+        }
+        seen = stamp;
+        match stockade_policy::Policy::load(&path) {
+            Ok(policy) => {
+                if policy.hash() == handle.current().hash() {
+                    continue;
+                }
+                tracing::info!(policy = %path.display(), sha256 = %policy.hash(), "policy reloaded");
+                record_policy(
+                    audit.as_ref(),
+                    stockade_audit::Kind::PolicyLoad,
+                    &policy,
+                    None,
+                )
+                .await;
+                handle.replace(policy);
+            }
+            Err(e) => {
+                tracing::error!(
+                    policy = %path.display(),
+                    "policy reload refused, the previous policy stays in force:\n{e}"
+                );
+                let current = handle.current();
+                record_policy(
+                    audit.as_ref(),
+                    stockade_audit::Kind::PolicyReloadFailed,
+                    &current,
+                    Some(e.to_string()),
+                )
+                .await;
+            }
+        }
+    }
+}
+
+/// Records a policy load (or a refused reload, with `failure`) durably in the audit log.
+async fn record_policy(
+    audit: Option<&std::sync::Arc<stockade_audit::AuditLog>>,
+    kind: stockade_audit::Kind,
+    policy: &stockade_policy::Policy,
+    failure: Option<String>,
+) {
+    let Some(audit) = audit else { return };
+    let mut event = stockade_audit::Event {
+        kind: Some(kind),
+        policy_hash: Some(policy.hash().to_owned()),
+        reason: failure,
+        ..stockade_audit::Event::default()
+    };
+    event
+        .summary
+        .insert("policy".into(), policy.source_name().to_owned().into());
+    if let Err(e) = audit.append(event, stockade_audit::Durability::Sync).await {
+        tracing::error!(error = %e, "cannot record the policy load in the audit log");
+    }
 }

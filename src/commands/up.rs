@@ -44,7 +44,7 @@ pub async fn run(args: UpArgs) -> Result<(), Failure> {
         Failure::unsafe_env("dockerd was not found; install it with `apt-get install docker.io`")
     })?;
     let gid = group_id(&args.group)?;
-    let policy = super::policy::load(args.policy.as_deref())?;
+    let policy = super::policy::load_with_path(args.policy.as_deref())?;
     let audit = super::serve::open_audit(args.audit_log.as_deref())?;
     let layout = match &args.state_dir {
         Some(dir) => Layout::in_state_dir(&absolute(dir)?),
@@ -80,7 +80,7 @@ async fn serve(
         Option<std::sync::Arc<stockade_audit::AuditLog>>,
         Option<PathBuf>,
     ),
-    policy: stockade_policy::Policy,
+    policy: (stockade_policy::Policy, Option<PathBuf>),
     signals: &mut Signals,
 ) -> Result<(), Failure> {
     // The engine we just configured must pass the same checks `serve` applies to any engine.

@@ -78,11 +78,43 @@ pub struct GatewayConfig {
     /// refused (fail closed), and a denial's record is on disk before the denial is sent.
     pub audit: Option<Arc<stockade_audit::AuditLog>>,
     /// The admin policy; each caller's settings are derived from it and their own settings file.
-    pub policy: Arc<stockade_policy::Policy>,
+    /// Replaced in place on reload; a request uses the policy in force when it is judged.
+    pub policy: Arc<PolicyHandle>,
     /// Per-uid user settings, re-read only when the file changes.
     pub users: Arc<stockade_policy::UserSettingsCache>,
     /// Host paths no container may mount, nor anything above or below them.
     pub protected: Vec<PathBuf>,
+}
+
+/// The policy in force, swapped whole on reload.
+#[derive(Debug)]
+pub struct PolicyHandle(std::sync::RwLock<Arc<stockade_policy::Policy>>);
+
+impl PolicyHandle {
+    /// A handle holding `policy`.
+    #[must_use]
+    pub fn new(policy: stockade_policy::Policy) -> Self {
+        Self(std::sync::RwLock::new(Arc::new(policy)))
+    }
+
+    /// The policy in force now.
+    #[must_use]
+    pub fn current(&self) -> Arc<stockade_policy::Policy> {
+        Arc::clone(
+            &self
+                .0
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
+    }
+
+    /// Put `policy` in force for every request judged from now on.
+    pub fn replace(&self, policy: stockade_policy::Policy) {
+        *self
+            .0
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(policy);
+    }
 }
 
 impl GatewayConfig {
@@ -95,7 +127,7 @@ impl GatewayConfig {
             max_connections: 1024,
             idle_engine_connections: 32,
             audit: None,
-            policy: Arc::new(stockade_policy::Policy::builtin()),
+            policy: Arc::new(PolicyHandle::new(stockade_policy::Policy::builtin())),
             users: Arc::new(stockade_policy::UserSettingsCache::new()),
             protected: vec![engine.clone()],
             engine,

@@ -383,7 +383,11 @@ impl Connection {
                 None
             }
         };
-        let settings = self.config.policy.effective(user.as_deref(), &who);
+        let settings = self
+            .config
+            .policy
+            .current()
+            .effective(user.as_deref(), &who);
         let resolve = |p: &std::path::Path| std::fs::canonicalize(p).ok();
         let ctx = stockade_policy::rules::Context {
             settings: &settings,
@@ -453,6 +457,7 @@ impl Connection {
                 .to_owned(),
             ),
             reason: refusal.map(str::to_owned),
+            policy_hash: Some(self.config.policy.current().hash().to_owned()),
             ..stockade_audit::Event::default()
         };
         event.summary.insert("operation".into(), operation.into());
