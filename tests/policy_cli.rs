@@ -47,8 +47,17 @@ fn check_lists_every_error_with_position_and_exits_1() {
 }
 
 #[test]
-fn check_accepts_good_files() {
-    for file in corpus("good") {
+fn check_accepts_good_files_and_the_examples() {
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let mut files = corpus("good");
+    for entry in std::fs::read_dir(examples).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "json") {
+            files.push(path);
+        }
+    }
+    assert!(files.len() >= 7);
+    for file in files {
         let out = Command::new(STOCKADE)
             .args(["policy", "check"])
             .arg(&file)
