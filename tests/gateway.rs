@@ -124,6 +124,10 @@ fn main() {
             bypass_create_bodies_make_no_container,
         ),
         (
+            "cli_shows_denials_and_everyday_runs_work",
+            cli_shows_denials_and_everyday_runs_work,
+        ),
+        (
             "policy_reloads_on_change_and_keeps_the_last_good_one",
             policy_reloads_on_change_and_keeps_the_last_good_one,
         ),
@@ -1668,4 +1672,73 @@ fn policy_reloads_on_change_and_keeps_the_last_good_one(rig: &Rig) -> Outcome {
     })?;
     let verified = audit_verify(&log)?;
     ensure(verified.success(), || verified.describe())
+}
+
+fn cli_shows_denials_and_everyday_runs_work(rig: &Rig) -> Outcome {
+    let cli = rig.cli();
+    // The stock CLI prints the gateway's message as it is; nothing is created.
+    for (args, message) in [
+        (
+            vec!["run", "--rm", "--privileged", TEST_IMAGE, "true"],
+            "enhanced container isolation: privileged containers are not allowed",
+        ),
+        (
+            vec!["run", "--rm", "-v", "/usr:/host-usr", TEST_IMAGE, "true"],
+            "filesharingAllowedDirectories",
+        ),
+        (
+            vec!["run", "--rm", "--cap-add", "SYS_ADMIN", TEST_IMAGE, "true"],
+            "adding capability SYS_ADMIN is not allowed",
+        ),
+        (
+            vec!["run", "--rm", "--pid", "host", TEST_IMAGE, "true"],
+            "PidMode=host is not allowed",
+        ),
+        (
+            vec![
+                "run",
+                "--rm",
+                "--security-opt",
+                "seccomp=unconfined",
+                TEST_IMAGE,
+                "true",
+            ],
+            "security option",
+        ),
+    ] {
+        let before = must(&rig.engine_cli(), &["ps", "-aq"])?;
+        let out = cli.run(&args, None, SHORT)?;
+        ensure(!out.success() && out.stderr.contains(message), || {
+            format!("{args:?}: {}", out.describe())
+        })?;
+        let after = must(&rig.engine_cli(), &["ps", "-aq"])?;
+        ensure(before == after, || {
+            format!("{args:?} left a container behind")
+        })?;
+    }
+    // Everyday use keeps working: a bind mount of a directory under $TMP, env, ports, tmpfs.
+    let shared = scratch_dir("cli-bind")?;
+    std::fs::write(shared.join("hello.txt"), "hello from the host\n")?;
+    let out = must(
+        &cli,
+        &[
+            "run",
+            "--rm",
+            "-e",
+            "A=1",
+            "--tmpfs",
+            "/scratch",
+            "--cap-add",
+            "CHOWN",
+            "--security-opt",
+            "no-new-privileges",
+            "-v",
+            &format!("{}:/data:ro", shared.display()),
+            TEST_IMAGE,
+            "cat",
+            "/data/hello.txt",
+        ],
+    )?;
+    let _ = std::fs::remove_dir_all(&shared);
+    ensure(out.contains("hello from the host"), || out.clone())
 }
