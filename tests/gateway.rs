@@ -1498,6 +1498,7 @@ fn bypass_create_bodies_make_no_container(rig: &Rig) -> Outcome {
         body.as_bytes(),
     )?;
     let _ = rig.engine_cli().run(&["rm", "-f", &name], None, SHORT);
+    let _ = std::fs::remove_dir_all(&shared);
     ensure(answer.status == 201, || {
         format!(
             "an everyday create was refused: {}",
@@ -1671,6 +1672,8 @@ fn policy_reloads_on_change_and_keeps_the_last_good_one(rig: &Rig) -> Outcome {
         records.clone()
     })?;
     let verified = audit_verify(&log)?;
+    drop(gateway);
+    let _ = std::fs::remove_dir_all(&dir);
     ensure(verified.success(), || verified.describe())
 }
 
