@@ -1,4 +1,12 @@
-//! Air-gapped containers: nftables redirection and the transparent egress proxy with PAC.
+//! Air-gapped containers (DESIGN.md §6): the nftables redirection of container egress, the
+//! transparent proxy that recovers each connection's destination and hostname, and the decision
+//! by `containersProxy` (a fixed proxy or a PAC file evaluated in a time- and memory-limited
+//! JavaScript sandbox). The same proxy core carries the managed engine's own pulls (DESIGN.md §5).
 //!
-//! This crate is filled by the air-gapped containers issue.
+//! The crate never sees Docker API requests: it is given bridge networks to guard and a
+//! [`Decide`] implementation to ask.
 #![forbid(unsafe_code)]
+
+mod target;
+
+pub use target::{Decide, DecideError, Hop, Plan, Scheme, Target};
