@@ -135,6 +135,10 @@ fn main() {
             "bypass_framing_and_form_tricks_are_refused",
             bypass_framing_and_form_tricks_are_refused,
         ),
+        (
+            "registry_access_holds_on_every_path",
+            registry_access_holds_on_every_path,
+        ),
         ("bench_smoke_run_checks_bytes", bench_smoke_run_checks_bytes),
         ("up_refuses_non_root", up_refuses_non_root),
         ("up_starts_and_stops_cleanly", up_starts_and_stops_cleanly),
@@ -466,7 +470,7 @@ fn build_and_run(rig: &Rig, cli: &Docker, tag: &str) -> Outcome {
     let done = cli.run(&["build", "-t", &image, &ctx.to_string_lossy()], None, LONG)?;
     let _ = std::fs::remove_dir_all(&ctx);
     ensure(done.success(), || format!("build: {}", done.describe()))?;
-    let out = must(&rig.cli(), &["run", "--rm", &image]);
+    let out = must(cli, &["run", "--rm", &image]);
     let _ = rig.engine_cli().run(&["rmi", "-f", &image], None, SHORT);
     let out = out?;
     ensure(out == format!("from-context\nbuilt-by-{tag}\n"), || {
@@ -485,14 +489,60 @@ fn build_buildkit_session(rig: &Rig) -> Outcome {
     ensure(legacy.exists(), || {
         "/usr/bin/docker (Debian's docker.io CLI) is missing; install docker.io".into()
     })?;
-    build_and_run(
+    // While registry access is restricted, a BuildKit build (whose base images the gateway
+    // cannot see) is refused with a message saying what to do, and builds nothing.
+    let ctx = write_context(&format!("FROM {TEST_IMAGE}\nRUN true\n"))?;
+    let image = unique("bk-refused");
+    let refused = rig
+        .cli()
+        .with_program(legacy)
+        .with_env("DOCKER_BUILDKIT", "1")
+        .run(&["build", "-t", &image, &ctx.to_string_lossy()], None, LONG)?;
+    let _ = std::fs::remove_dir_all(&ctx);
+    ensure(
+        !refused.success() && refused.stderr.contains("DOCKER_BUILDKIT=0"),
+        || {
+            format!(
+                "BuildKit build under restricted registries: {}",
+                refused.describe()
+            )
+        },
+    )?;
+    let present = rig
+        .engine_cli()
+        .run(&["image", "inspect", &image], None, SHORT)?;
+    ensure(!present.success(), || {
+        "the refused build made an image".into()
+    })?;
+    // With registries unrestricted ("*"), BuildKit builds work through the gateway.
+    let dir = scratch_dir("bk")?;
+    let policy = dir.join("open.json");
+    std::fs::write(
+        &policy,
+        stockade_test_support::rig_policy(&[(
+            "registryAccess",
+            serde_json::json!({"locked": true, "allowedRegistries": ["*"]}),
+        )]),
+    )?;
+    let gateway = Gateway::start(
+        &rig.stockade,
+        &rig.engine.socket(),
+        &dir.join("docker.sock"),
+        &["--policy", &policy.to_string_lossy()],
+    )?;
+    let built = build_and_run(
         rig,
-        &rig.cli()
+        &gateway
+            .cli()
             .with_program(legacy)
             .with_env("DOCKER_BUILDKIT", "1"),
         "buildkit",
-    )?;
-    ensure(rig.gateway.log().contains("build_session"), || {
+    );
+    let log = gateway.log();
+    drop(gateway);
+    let _ = std::fs::remove_dir_all(&dir);
+    built?;
+    ensure(log.contains("build_session"), || {
         "the BuildKit build did not go through the /session route".into()
     })
 }
@@ -1744,4 +1794,122 @@ fn cli_shows_denials_and_everyday_runs_work(rig: &Rig) -> Outcome {
     )?;
     let _ = std::fs::remove_dir_all(&shared);
     ensure(out.contains("hello from the host"), || out.clone())
+}
+
+/// Images present on the engine whose name or ID contains `needle`.
+fn engine_images(rig: &Rig) -> Result<String, Failed> {
+    must(
+        &rig.engine_cli(),
+        &[
+            "images",
+            "-a",
+            "--no-trunc",
+            "--digests",
+            "--format",
+            "{{.Repository}}:{{.Tag}}@{{.Digest}} {{.ID}}",
+        ],
+    )
+}
+
+/// Registry access on every path an image enters, against a real allowed registry (the rig's,
+/// 127.0.0.1) and a real forbidden one (127.0.0.2), judged by what the forbidden registry was
+/// asked and what the engine holds afterwards.
+fn registry_access_holds_on_every_path(rig: &Rig) -> Outcome {
+    let forbidden = stockade_test_support::Registry::start_at("127.0.0.2")?;
+    let bad = forbidden.host();
+    let good = rig.registry.host();
+    let direct = rig.engine_cli();
+    let cli = rig.cli();
+    // Seed both registries straight through the engine (as an admin would have, before the
+    // policy), then forget the local copies.
+    let seed_bad = format!("{bad}/seed:v1");
+    let seed_good = format!("{good}/seed:v1");
+    for seed in [&seed_bad, &seed_good] {
+        must(&direct, &["tag", TEST_IMAGE, seed])?;
+        must(&direct, &["push", seed])?;
+        must(&direct, &["rmi", seed])?;
+    }
+    let asked_before = forbidden.manifest_requests();
+    let denied = |args: &[&str], words: &str| -> Outcome {
+        let containers = must(&direct, &["ps", "-aq"])?;
+        let out = cli.run(args, None, LONG)?;
+        ensure(!out.success() && out.stderr.contains(words), || {
+            format!(
+                "{args:?} should be refused with {words:?}: {}",
+                out.describe()
+            )
+        })?;
+        let after = must(&direct, &["ps", "-aq"])?;
+        ensure(containers == after, || format!("{args:?} left a container"))
+    };
+    let refused = format!("registry access to {bad} is not allowed");
+    // Pull, and run of an image that is not present (the CLI would pull it next).
+    denied(&["pull", &seed_bad], &refused)?;
+    denied(&["run", "--rm", &seed_bad, "true"], &refused)?;
+    denied(&["create", &seed_bad], &refused)?;
+    // Push: tagging into the forbidden registry is refused, and so is pushing a name the
+    // engine was given some other way.
+    let pushed = format!("{bad}/pushed:v1");
+    denied(&["tag", TEST_IMAGE, &pushed], &refused)?;
+    must(&direct, &["tag", TEST_IMAGE, &pushed])?;
+    denied(&["push", &pushed], &refused)?;
+    must(&direct, &["rmi", &pushed])?;
+    ensure(!forbidden.has_manifest("pushed", "v1"), || {
+        "the forbidden registry received the pushed image".to_owned()
+    })?;
+    // Commit and build into the forbidden registry's namespace.
+    let box_name = sleeper(rig, "ram-commit")?;
+    let committed = format!("{bad}/committed:v1");
+    let commit = denied(&["commit", &box_name, &committed], &refused);
+    remove(rig, &box_name);
+    commit?;
+    let context = write_context(&format!("FROM {TEST_IMAGE}\nRUN true\n"))?;
+    let built = format!("{bad}/built:v1");
+    let build = cli.clone().with_env("DOCKER_BUILDKIT", "0").run(
+        &["build", "-t", &built, &context.to_string_lossy()],
+        None,
+        LONG,
+    )?;
+    let _ = std::fs::remove_dir_all(&context);
+    ensure(!build.success() && build.stderr.contains(&refused), || {
+        format!("build -t {built}: {}", build.describe())
+    })?;
+    // A forbidden image pulled before the policy, then re-tagged under an allowed name, cannot
+    // be run by either name nor by ID.
+    let asked_before_direct = forbidden.manifest_requests();
+    must(&direct, &["pull", &seed_bad])?;
+    let retagged = unique("retagged");
+    must(&direct, &["tag", &seed_bad, &retagged])?;
+    let id = must(&direct, &["image", "inspect", "-f", "{{.Id}}", &retagged])?;
+    let asked_after_seed = forbidden.manifest_requests();
+    let provenance = denied(&["run", "--rm", &retagged, "true"], &refused)
+        .and_then(|()| denied(&["run", "--rm", id.trim(), "true"], &refused));
+    let _ = direct.run(&["rmi", "-f", &retagged, &seed_bad], None, SHORT);
+    provenance?;
+    // Effect: the forbidden registry was asked for no manifest through the gateway, and no
+    // forbidden image is left in the engine.
+    ensure(
+        forbidden.manifest_requests() == asked_after_seed
+            && asked_before_direct == asked_before
+            && asked_after_seed > asked_before_direct,
+        || {
+            format!(
+                "the forbidden registry served manifests through the gateway: {asked_before} before, {asked_before_direct} before the direct pull, {asked_after_seed} after it, {} at the end",
+                forbidden.manifest_requests()
+            )
+        },
+    )?;
+    let images = engine_images(rig)?;
+    ensure(!images.contains(&bad), || {
+        format!("a forbidden image is in the engine: {images}")
+    })?;
+    // The allowed registry works on every path.
+    must(&cli, &["pull", &seed_good])?;
+    let out = must(&cli, &["run", "--rm", &seed_good, "echo", "allowed"])?;
+    ensure(out.contains("allowed"), || out.clone())?;
+    let ok_push = format!("{good}/{}:v1", unique("ok-push"));
+    must(&cli, &["tag", TEST_IMAGE, &ok_push])?;
+    must(&cli, &["push", &ok_push])?;
+    let _ = direct.run(&["rmi", &ok_push, &seed_good], None, SHORT);
+    Ok(())
 }

@@ -84,6 +84,9 @@ pub struct GatewayConfig {
     pub users: Arc<stockade_policy::UserSettingsCache>,
     /// Host paths no container may mount, nor anything above or below them.
     pub protected: Vec<PathBuf>,
+    /// Whether the engine's own pulls go through Stockade's egress filter (then registry access
+    /// is enforced for BuildKit builds too, where the gateway cannot see the base images).
+    pub engine_pulls_filtered: bool,
 }
 
 /// The policy in force, swapped whole on reload.
@@ -130,6 +133,7 @@ impl GatewayConfig {
             policy: Arc::new(PolicyHandle::new(stockade_policy::Policy::builtin())),
             users: Arc::new(stockade_policy::UserSettingsCache::new()),
             protected: vec![engine.clone()],
+            engine_pulls_filtered: false,
             engine,
         }
     }

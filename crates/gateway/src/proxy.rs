@@ -12,6 +12,7 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Instant;
 use stockade_engine_api::{check_content_type, BodyKind, Hijack, Query, Route};
+use stockade_policy::rules::ImageLookup;
 use tokio::net::UnixStream;
 use tokio::sync::Mutex;
 use tokio::task::AbortHandle;
@@ -259,7 +260,15 @@ impl Connection {
                                 .await;
                         }
                     };
-                if let Some(refusal) = self.judge(&checked) {
+                let image = match self.look_up_image(&checked).await {
+                    Ok(image) => image,
+                    Err(refusal) => {
+                        return self
+                            .answer_read(&method, &path, operation, started, refusal)
+                            .await;
+                    }
+                };
+                if let Some(refusal) = self.judge_with(&checked, image.as_ref()) {
                     return self
                         .answer_read(&method, &path, operation, started, refusal)
                         .await;
@@ -364,6 +373,83 @@ impl Connection {
 
     /// The caller's settings applied to a parsed request: `Some` refusal when a rule denies it.
     fn judge(&self, request: &stockade_engine_api::Request) -> Option<Refusal> {
+        self.judge_with(request, None)
+    }
+
+    /// For a container create, what the engine's store holds under the image it names, so the
+    /// image can be judged by where it came from (its `RepoDigests`), not by the name it is
+    /// run under.
+    async fn look_up_image(
+        &self,
+        request: &stockade_engine_api::Request,
+    ) -> Result<Option<ImageLookup>, Refusal> {
+        if request.route.operation != stockade_engine_api::Operation::ContainerCreate {
+            return Ok(None);
+        }
+        let name = request
+            .body
+            .as_ref()
+            .and_then(|b| b.get("Image"))
+            .and_then(stockade_engine_api::json::Value::as_str)
+            .unwrap_or("");
+        // Only names the engine could resolve are asked about: references and image IDs. Any
+        // other string cannot name an image (the engine answers "no such image"), and must not
+        // be spliced into a request path.
+        let is_id = {
+            let hex = name.strip_prefix("sha256:").unwrap_or(name);
+            !hex.is_empty() && hex.len() <= 64 && hex.bytes().all(|b| b.is_ascii_hexdigit())
+        };
+        if !is_id && stockade_imageref::Reference::parse_normalized(name).is_err() {
+            return Ok(Some(ImageLookup::Missing));
+        }
+        let failed = |what: &dyn std::fmt::Display| {
+            Refusal::Denied(format!(
+                "enhanced container isolation: the image {name:?} could not be looked up in the engine ({what}), so where it came from is unknown; try again"
+            ))
+        };
+        let uri = format!("/images/{}/json", encode_path(name));
+        let lookup = Request::get(uri)
+            .header(header::HOST, "docker")
+            .body(Either::Right(Full::new(bytes::Bytes::new())))
+            .map_err(|e| failed(&e))?;
+        let mut upstream = self.take_upstream().await?;
+        let response = upstream
+            .sender
+            .send_request(lookup)
+            .await
+            .map_err(|e| failed(&e))?;
+        let status = response.status();
+        let body = Limited::new(response.into_body(), IMAGE_INSPECT_LIMIT)
+            .collect()
+            .await
+            .map_err(|e| failed(&e))?
+            .to_bytes();
+        *self.upstream.lock().await = Some(upstream);
+        match status {
+            StatusCode::NOT_FOUND => Ok(Some(ImageLookup::Missing)),
+            StatusCode::OK => {
+                #[derive(serde::Deserialize)]
+                struct Inspect {
+                    #[serde(rename = "Id")]
+                    id: String,
+                    #[serde(rename = "RepoDigests", default)]
+                    repo_digests: Option<Vec<String>>,
+                }
+                let inspect: Inspect = serde_json::from_slice(&body).map_err(|e| failed(&e))?;
+                Ok(Some(ImageLookup::Present {
+                    id: inspect.id,
+                    repo_digests: inspect.repo_digests.unwrap_or_default(),
+                }))
+            }
+            other => Err(failed(&format_args!("the engine answered {other}"))),
+        }
+    }
+
+    fn judge_with(
+        &self,
+        request: &stockade_engine_api::Request,
+        image: Option<&ImageLookup>,
+    ) -> Option<Refusal> {
         let uid = self.peer.uid;
         let home = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
             .ok()
@@ -383,16 +469,16 @@ impl Connection {
                 None
             }
         };
-        let settings = self
-            .config
-            .policy
-            .current()
-            .effective(user.as_deref(), &who);
+        let policy = self.config.policy.current();
+        let settings = policy.effective(user.as_deref(), &who);
         let resolve = |p: &std::path::Path| std::fs::canonicalize(p).ok();
         let ctx = stockade_policy::rules::Context {
             settings: &settings,
             protected: &self.config.protected,
             resolve: &resolve,
+            catalog: policy.catalog(),
+            image,
+            engine_pulls_filtered: self.config.engine_pulls_filtered,
         };
         let decision = stockade_policy::rules::decide(request, &ctx);
         (!decision.allow).then(|| {
@@ -693,6 +779,25 @@ fn stream_back(response: Response<Incoming>) -> Response<Body> {
     };
     let body = body.map_err(|e| -> BoxError { Box::new(e) }).boxed_unsync();
     Response::from_parts(parts, body)
+}
+
+/// Largest `GET /images/{name}/json` answer read (an image with thousands of tags is still
+/// far below this).
+const IMAGE_INSPECT_LIMIT: usize = 8 * 1024 * 1024;
+
+/// Percent-encodes an image name for a request path: everything but unreserved characters and
+/// the `/`, `:` and `@` that references contain.
+fn encode_path(name: &str) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::with_capacity(name.len());
+    for b in name.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~/:@".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+    out
 }
 
 fn body_allowed(status: StatusCode) -> bool {

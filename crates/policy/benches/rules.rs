@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 use stockade_engine_api::{Request, Route};
-use stockade_policy::rules::{decide, Context};
+use stockade_policy::rules::{decide, Context, ImageLookup};
 use stockade_policy::{Policy, UserContext};
 
 /// What the docker CLI 28 sends for `docker run --rm -v $HOME/src:/src busybox true`.
@@ -39,6 +39,9 @@ fn main() {
         settings: &settings,
         protected: &protected,
         resolve: &resolve,
+        catalog: None,
+        image: Some(&ImageLookup::Missing),
+        engine_pulls_filtered: false,
     };
     let request = Request::new(route.clone(), "name=x", CREATE.as_bytes()).unwrap();
     assert!(decide(&request, &ctx).allow);
@@ -59,6 +62,9 @@ fn main() {
             settings: &settings,
             protected: &protected,
             resolve: &resolve,
+            catalog: None,
+            image: Some(&ImageLookup::Missing),
+            engine_pulls_filtered: false,
         };
         (decide(&request, &ctx), request.body_bytes())
     });

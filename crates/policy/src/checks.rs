@@ -246,6 +246,9 @@ pub(crate) const SHARED_PATH: StrRule = StrRule {
 /// `registryAccess.allowedRegistries[]`.
 pub(crate) const REGISTRY: StrRule = StrRule {
     check: |s| {
+        if s == "*" {
+            return Ok(());
+        }
         if s.contains("://") {
             return Err(
                 "write the registry as host[:port], without a scheme such as https://".to_owned(),
@@ -260,8 +263,8 @@ pub(crate) const REGISTRY: StrRule = StrRule {
             Err("expected a registry as host[:port] (for example docker.io or registry.example.com:5000, port 1-65535)".to_owned())
         }
     },
-    pattern: Some(concat!("^", host_re!(), "(?::", port_re!(), ")?$")),
-    description: "a registry host[:port]; docker.io means Docker Hub",
+    pattern: Some(concat!("^(?:\\*|", host_re!(), "(?::", port_re!(), ")?)$")),
+    description: "a registry host[:port]; docker.io means Docker Hub; \"*\" means any registry (registry access not restricted)",
 };
 
 /// `imageAccess.organizationNamespaces[]`.

@@ -58,6 +58,8 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod access;
+pub mod catalog;
 mod checks;
 mod error;
 mod json;
@@ -81,10 +83,12 @@ pub use settings::{
 };
 pub use user::{UserSettingsCache, USER_SETTINGS_LIMIT, USER_SETTINGS_PATH};
 
+use catalog::Catalog;
 use error::describe_io;
 use json::LineIndex;
 use layer::Layer;
 use shape::{Mode, Problem};
+use std::sync::Arc;
 
 /// Largest admin settings file read (1 MiB).
 pub const ADMIN_SETTINGS_LIMIT: u64 = 1024 * 1024;
@@ -103,6 +107,7 @@ pub struct Policy {
     notes: Vec<String>,
     layer: Layer,
     builtin: bool,
+    catalog: Option<Arc<Catalog>>,
 }
 
 impl Policy {
@@ -110,7 +115,25 @@ impl Policy {
     pub fn load(path: &Path) -> Result<Policy, PolicyError> {
         let name = path.display().to_string();
         let bytes = read_limited(path, &name, ADMIN_SETTINGS_LIMIT)?;
-        Policy::parse(&name, &bytes)
+        let mut policy = Policy::parse(&name, &bytes)?;
+        policy.load_catalog()?;
+        Ok(policy)
+    }
+
+    /// Loads the Docker Hub category catalog the file names (`imageAccess.catalog`), so that a
+    /// broken catalog refuses the policy like any other error in it.
+    fn load_catalog(&mut self) -> Result<(), PolicyError> {
+        let admin = self.effective(None, &UserContext::new(0, "/root"));
+        if let Some(path) = admin.image_access.catalog {
+            self.catalog = Some(Arc::new(Catalog::load(&path)?));
+        }
+        Ok(())
+    }
+
+    /// The Docker Hub category catalog, when the policy names one.
+    #[must_use]
+    pub fn catalog(&self) -> Option<&Catalog> {
+        self.catalog.as_deref()
     }
 
     /// Validates admin settings held in memory; `file_name` is used in diagnostics.
@@ -122,6 +145,7 @@ impl Policy {
             notes,
             layer,
             builtin: false,
+            catalog: None,
         })
     }
 
@@ -140,6 +164,7 @@ impl Policy {
                         notes: Vec::new(),
                         layer: locked_down_layer(),
                         builtin: true,
+                        catalog: None,
                     });
                 policy.builtin = true;
                 BUILTIN_SOURCE.clone_into(&mut policy.source_name);
@@ -273,12 +298,13 @@ fn read_limited(path: &Path, name: &str, limit: u64) -> Result<Vec<u8>, PolicyEr
 }
 
 /// Size, encoding, syntax, duplicates, then shape: every problem, sorted by position.
-fn parse_document(
+/// Checks size, BOM and UTF-8, parses the JSON and lists its duplicate keys: the steps every
+/// positioned file (settings, catalog) shares.
+pub(crate) fn parse_json<'t>(
     file_name: &str,
-    bytes: &[u8],
-    mode: Mode,
+    bytes: &'t [u8],
     limit: u64,
-) -> Result<(Layer, Vec<String>), PolicyError> {
+) -> Result<(&'t str, json::Parsed, Vec<Problem>), PolicyError> {
     if bytes.len() as u64 > limit {
         return Err(PolicyError::file(
             file_name,
@@ -326,7 +352,7 @@ fn parse_document(
     let parsed = json::parse(text).map_err(|err| {
         PolicyError::new(vec![diagnostic(&index, err.pos, err.path, err.message)])
     })?;
-    let mut problems: Vec<Problem> = parsed
+    let problems: Vec<Problem> = parsed
         .duplicates
         .iter()
         .map(|dup| {
@@ -340,18 +366,47 @@ fn parse_document(
             }
         })
         .collect();
+    Ok((text, parsed, problems))
+}
+
+fn parse_document(
+    file_name: &str,
+    bytes: &[u8],
+    mode: Mode,
+    limit: u64,
+) -> Result<(Layer, Vec<String>), PolicyError> {
+    let (text, parsed, mut problems) = parse_json(file_name, bytes, limit)?;
     let (found, notes) = shape::validate(&parsed.root, mode);
     problems.extend(found);
     if !problems.is_empty() {
-        problems.sort_by_key(|p| p.pos);
-        return Err(PolicyError::new(
-            problems
-                .into_iter()
-                .map(|p| diagnostic(&index, p.pos, p.path, p.message))
-                .collect(),
-        ));
+        return Err(problems_error(file_name, text, problems));
     }
     Ok((Layer::from_root(&parsed.root, mode), notes))
+}
+
+/// Every problem of one file as positioned diagnostics, in file order.
+pub(crate) fn problems_error(
+    file_name: &str,
+    text: &str,
+    mut problems: Vec<Problem>,
+) -> PolicyError {
+    let index = LineIndex::new(text);
+    problems.sort_by_key(|p| p.pos);
+    PolicyError::new(
+        problems
+            .into_iter()
+            .map(|p| {
+                let (line, column) = index.line_col(p.pos);
+                Diagnostic {
+                    file: file_name.to_owned(),
+                    line,
+                    column,
+                    path: p.path,
+                    message: p.message,
+                }
+            })
+            .collect(),
+    )
 }
 
 /// The most restrictive layer, used only if the embedded default failed to parse.
@@ -460,6 +515,7 @@ mod tests {
             notes: Vec::new(),
             layer: locked_down_layer(),
             builtin: false,
+            catalog: None,
         };
         let s = fallback.effective(None, &ann());
         assert!(s.eci.enabled && s.block_docker_load);
@@ -729,5 +785,49 @@ mod tests {
                 text.len()
             );
         }
+    }
+
+    #[test]
+    fn the_catalog_is_loaded_with_the_policy_and_a_broken_one_refuses_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let catalog = dir.path().join("catalog.json");
+        let policy = dir.path().join("admin-settings.json");
+        std::fs::write(
+            &policy,
+            format!(
+                r#"{{"configurationFileVersion": 2, "imageAccess": {{"locked": true, "catalog": "{}"}}}}"#,
+                catalog.display()
+            ),
+        )
+        .unwrap();
+        // Missing: refused, naming the catalog file.
+        let err = Policy::load(&policy).unwrap_err().to_string();
+        assert!(err.starts_with(&catalog.display().to_string()), "{err}");
+        assert!(err.contains("no such file"), "{err}");
+        std::fs::write(
+            &catalog,
+            "{\n  \"catalogVersion\": 1,\n  \"namespaces\": {\"x\": 3}\n}",
+        )
+        .unwrap();
+        let err = Policy::load(&policy).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            format!(
+                "{}:3:23: namespaces.x: expected \"verified-publisher\" or \"community\"",
+                catalog.display()
+            )
+        );
+        std::fs::write(
+            &catalog,
+            r#"{"catalogVersion": 1, "namespaces": {"bitnami": "verified-publisher"}}"#,
+        )
+        .unwrap();
+        let loaded = Policy::load(&policy).unwrap();
+        let image = stockade_imageref::Reference::parse_normalized("bitnami/redis").unwrap();
+        assert_eq!(
+            loaded.catalog().and_then(|c| c.category(&image)),
+            Some(catalog::Category::VerifiedPublisher)
+        );
+        assert!(Policy::builtin().catalog().is_none());
     }
 }

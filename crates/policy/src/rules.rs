@@ -9,10 +9,16 @@
 //! Rules that need to know who owns a container or network (`--network container:X`,
 //! `--volumes-from`) deny until ownership labels exist: fail closed.
 
+use crate::access::{access_allowed, registry_allowed, AccessDenied};
+use crate::catalog::Catalog;
 use crate::Settings;
 use std::path::{Component, Path, PathBuf};
 use stockade_engine_api::json::Value;
 use stockade_engine_api::{Operation, Request};
+use stockade_imageref::{
+    parse_build_tags, parse_push, parse_repo_and_tag, parse_tag_target, repo_tag_reference,
+    Reference,
+};
 
 /// What the rules need beside the request and the settings.
 #[derive(Clone)]
@@ -25,6 +31,29 @@ pub struct Context<'a> {
     /// Resolves a host path's symlinks (`std::fs::canonicalize` in the gateway); `None` when the
     /// path does not exist.
     pub resolve: &'a dyn Fn(&Path) -> Option<PathBuf>,
+    /// The Docker Hub category catalog (Image Access Management), if the policy names one.
+    pub catalog: Option<&'a Catalog>,
+    /// What the engine's store holds under the image a container create names; `None` when
+    /// the gateway did not look (a create is then refused: fail closed).
+    pub image: Option<&'a ImageLookup>,
+    /// Whether the engine's own pulls go through Stockade's egress filter, which enforces
+    /// registry access where the gateway cannot see (BuildKit builds).
+    pub engine_pulls_filtered: bool,
+}
+
+/// The engine's answer about an image a request names (`GET /images/{name}/json`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ImageLookup {
+    /// No such image: a create would fail, and `docker run` pulls it first (a checked pull).
+    Missing,
+    /// The image in the store.
+    Present {
+        /// Its ID.
+        id: String,
+        /// Where it was pulled from or pushed to (`repo@sha256:…`); empty for images built,
+        /// committed, loaded or imported here.
+        repo_digests: Vec<String>,
+    },
 }
 
 impl std::fmt::Debug for Context<'_> {
@@ -87,6 +116,7 @@ fn check(request: &Request, ctx: &Context<'_>) -> Verdict {
             "docker load and docker import are blocked by your administrator (blockDockerLoad)",
         ));
     }
+    images(request, ctx)?;
     if !ctx.settings.eci.enabled {
         return Ok(());
     }
@@ -119,6 +149,149 @@ fn check(request: &Request, ctx: &Context<'_>) -> Verdict {
         Operation::Build => build(request),
         _ => Ok(()),
     }
+}
+
+/// Registry and Image Access Management on every route an image enters by (DESIGN.md §5).
+/// These rules hold whether or not ECI is on, as in Docker Desktop.
+fn images(request: &Request, ctx: &Context<'_>) -> Verdict {
+    let q = |name: &str| request.query.get(name).unwrap_or("");
+    match &request.route.operation {
+        Operation::ImageCreate => {
+            if let Some(from_image) = request.query.get("fromImage") {
+                let image = reference(parse_repo_and_tag(from_image, q("tag")), "fromImage")?;
+                return access(&image, ctx, "pull");
+            }
+            if let Some(source) = request.query.get("fromSrc") {
+                if source != "-" {
+                    // CVE-2014-9356-era lesson: the engine fetches a URL import itself, from
+                    // wherever the URL points, with its own network access.
+                    return Err(deny(
+                        "ram.import_url",
+                        "importing from a URL is not allowed: the engine would fetch it itself; download the file and use `docker import FILE`",
+                    ));
+                }
+                if let Some(target) = reference(repo_tag_reference(q("repo"), q("tag")), "repo")? {
+                    return registry(&target, ctx, "import as");
+                }
+            }
+            Ok(())
+        }
+        Operation::ImagePush { name } => {
+            let target = reference(parse_push(name, q("tag")), "name")?;
+            registry(&target, ctx, "push")
+        }
+        Operation::ImageTag { .. } => {
+            match reference(parse_tag_target(q("repo"), q("tag")), "repo")? {
+                Some(target) => registry(&target, ctx, "tag as"),
+                None => Ok(()),
+            }
+        }
+        Operation::Commit => match reference(repo_tag_reference(q("repo"), q("tag")), "repo")? {
+            Some(target) => registry(&target, ctx, "commit as"),
+            None => Ok(()),
+        },
+        Operation::ContainerCreate => {
+            let named = request
+                .body
+                .as_ref()
+                .and_then(|b| b.get("Image"))
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            create_image(named, ctx)
+        }
+        Operation::Build => build_images(request, ctx),
+        _ => Ok(()),
+    }
+}
+
+/// A reference the engine would refuse is refused here too, with the engine's reason.
+fn reference<T>(
+    parsed: Result<T, stockade_imageref::RefError>,
+    field: &str,
+) -> Result<T, Decision> {
+    parsed.map_err(|e| deny("image.reference", format!("{field}: {e}")))
+}
+
+fn denied(e: &AccessDenied, image: &Reference, action: &str) -> Decision {
+    deny(
+        e.rule(),
+        format!("{} ({action} {})", e.message(), image.familiar()),
+    )
+}
+
+/// RAM and IAM: pulls and runs.
+fn access(image: &Reference, ctx: &Context<'_>, action: &str) -> Verdict {
+    access_allowed(image, ctx.settings, ctx.catalog).map_err(|e| denied(&e, image, action))
+}
+
+/// RAM alone: pushes and names given to local images.
+fn registry(image: &Reference, ctx: &Context<'_>, action: &str) -> Verdict {
+    registry_allowed(image, ctx.settings).map_err(|e| denied(&e, image, action))
+}
+
+/// A container's image is judged by where its content came from: every registry repository
+/// in its `RepoDigests` must be allowed, whatever name it is run by now, so re-tagging a
+/// forbidden image under an allowed name, or a forbidden image pulled before the policy
+/// changed, cannot be run. Images with no registry provenance were built, committed, loaded or
+/// imported on this engine, all routes the gateway checks, and are allowed. An image that is
+/// not present is judged by its name (`docker run` pulls it first, a checked pull).
+fn create_image(named: &str, ctx: &Context<'_>) -> Verdict {
+    match ctx.image {
+        None => Err(deny(
+            "image.lookup",
+            "the image could not be looked up in the engine, so where it came from is unknown; try again",
+        )),
+        Some(ImageLookup::Missing) => match Reference::parse_normalized(named) {
+            Ok(image) => access(&image, ctx, "run"),
+            // Not a name (an unknown ID prefix): the engine answers "no such image".
+            Err(_) => Ok(()),
+        },
+        Some(ImageLookup::Present { repo_digests, .. }) => {
+            for origin in repo_digests {
+                let Ok(image) = Reference::parse_normalized(origin) else {
+                    return Err(deny(
+                        "image.provenance",
+                        format!("the image records an origin that cannot be read ({origin:?}); remove it with docker rmi and pull it again"),
+                    ));
+                };
+                access(&image.name_only(), ctx, "run").map_err(|mut d| {
+                    d.reason.push_str(": the image was pulled from there; remove it with docker rmi and pull it from an allowed source");
+                    d
+                })?;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Builds: the names given with `-t` must be in allowed registries; remote contexts and
+/// BuildKit builds hide their base images from the gateway, so they are refused while the
+/// image rules restrict anything the engine's egress filter does not enforce.
+fn build_images(request: &Request, ctx: &Context<'_>) -> Verdict {
+    let tags = reference(parse_build_tags(request.query.all("t")), "t")?;
+    for tag in &tags {
+        registry(tag, ctx, "build as")?;
+    }
+    let restricted = crate::access::restricts_categories(ctx.settings)
+        || (crate::access::restricts_registries(ctx.settings) && !ctx.engine_pulls_filtered);
+    if !restricted {
+        return Ok(());
+    }
+    let remote = request.query.get("remote").unwrap_or("");
+    let buildkit = request.query.get("version") == Some("2");
+    if buildkit {
+        return Err(deny(
+            "ram.build_unchecked",
+            "registry access: BuildKit builds fetch their base images where the gateway cannot check them; build with the classic builder (DOCKER_BUILDKIT=0) or ask your administrator",
+        ));
+    }
+    if !remote.is_empty() {
+        return Err(deny(
+            "ram.build_remote",
+            "registry access: a build from a remote context (URL or git) cannot be checked; fetch it and build from a local directory",
+        ));
+    }
+    Ok(())
 }
 
 fn eci(rule: &'static str, what: impl AsRef<str>) -> Decision {
@@ -592,7 +765,16 @@ mod tests {
     }
 
     fn judge(path: &str, query: &str, body: &str) -> Decision {
-        let settings = settings();
+        judge_with(&settings(), &ImageLookup::Missing, path, query, body)
+    }
+
+    fn judge_with(
+        settings: &Settings,
+        image: &ImageLookup,
+        path: &str,
+        query: &str,
+        body: &str,
+    ) -> Decision {
         let protected = [PathBuf::from("/run/stockade")];
         let resolve = |p: &Path| -> Option<PathBuf> {
             // A tiny fake file system: /home/u/link -> /etc, everything under /home/u and /tmp
@@ -607,9 +789,12 @@ mod tests {
                 .then(|| p.to_path_buf())
         };
         let ctx = Context {
-            settings: &settings,
+            settings,
             protected: &protected,
             resolve: &resolve,
+            catalog: None,
+            image: Some(image),
+            engine_pulls_filtered: false,
         };
         let route = Route::parse(&Method::POST, path).unwrap();
         let request = Request::new(route, query, body.as_bytes()).unwrap();
@@ -760,5 +945,188 @@ mod tests {
         assert!(judge("/volumes/create", "", r#"{"Name":"v"}"#).allow);
         assert!(!judge("/networks/create", "", r#"{"Name":"n","Driver":"macvlan"}"#).allow);
         assert!(judge("/networks/create", "", r#"{"Name":"n","Driver":"bridge"}"#).allow);
+    }
+
+    fn restricted() -> Settings {
+        let policy = Policy::parse(
+            "p.json",
+            br#"{"configurationFileVersion": 2,
+                "enhancedContainerIsolation": {"locked": true, "value": false},
+                "blockDockerLoad": {"locked": true, "value": false},
+                "registryAccess": {"locked": true, "allowedRegistries": ["docker.io", "127.0.0.1:5000"]},
+                "imageAccess": {"locked": true, "allowCommunityImages": false, "organizationNamespaces": ["myorg"]}}"#,
+        )
+        .unwrap();
+        policy.effective(None, &UserContext::new(1000, "/home/u"))
+    }
+
+    fn image_rule(path: &str, query: &str, body: &str) -> Decision {
+        judge_with(&restricted(), &ImageLookup::Missing, path, query, body)
+    }
+
+    #[test]
+    fn pulls_pushes_tags_and_commits_are_held_to_registry_access_even_without_eci() {
+        let ok = |p: &str, q: &str| {
+            let d = image_rule(p, q, "");
+            assert!(d.allow, "{p}?{q}: {}", d.reason);
+        };
+        let no = |p: &str, q: &str, rule: &str, words: &str| {
+            let d = image_rule(p, q, "");
+            assert!(!d.allow, "{p}?{q} allowed");
+            assert_eq!(d.rule, rule, "{p}?{q}: {}", d.reason);
+            assert!(d.reason.contains(words), "{p}?{q}: {}", d.reason);
+        };
+        ok("/images/create", "fromImage=busybox&tag=latest");
+        ok("/images/create", "fromImage=127.0.0.1:5000/app&tag=1");
+        ok("/images/create", "fromImage=myorg/app");
+        no(
+            "/images/create",
+            "fromImage=127.0.0.2:5000/app&tag=1",
+            "ram.registry",
+            "registry access to 127.0.0.2:5000 is not allowed",
+        );
+        no(
+            "/images/create",
+            "fromImage=ann/tool",
+            "iam.category",
+            "image access denied: community images not allowed",
+        );
+        // The tag parameter can carry a digest; the name still decides.
+        no(
+            "/images/create",
+            &format!("fromImage=quay.io/x/y&tag=sha256:{}", "a".repeat(64)),
+            "ram.registry",
+            "quay.io",
+        );
+        no(
+            "/images/create",
+            "fromImage=Busybox",
+            "image.reference",
+            "must be lowercase",
+        );
+        no(
+            "/images/create",
+            "fromSrc=http://127.0.0.1:8000/rootfs.tar",
+            "ram.import_url",
+            "URL",
+        );
+        no(
+            "/images/create",
+            "fromSrc=-&repo=127.0.0.2:5000/x",
+            "ram.registry",
+            "127.0.0.2:5000",
+        );
+        ok("/images/create", "fromSrc=-&repo=mine/x");
+        ok("/images/busybox/push", "tag=");
+        ok("/images/127.0.0.1:5000/app/push", "tag=1");
+        no(
+            "/images/127.0.0.2:5000/app/push",
+            "tag=1",
+            "ram.registry",
+            "push 127.0.0.2:5000/app:1",
+        );
+        no(
+            "/images/busybox/tag",
+            "repo=127.0.0.2:5000/busybox&tag=x",
+            "ram.registry",
+            "tag as",
+        );
+        ok("/images/busybox/tag", "repo=127.0.0.1:5000/busybox&tag=x");
+        // Tagging names a local image only: no category check.
+        ok("/images/busybox/tag", "repo=ann/tool");
+        no(
+            "/commit",
+            "container=c&repo=ghcr.io/x/y",
+            "ram.registry",
+            "commit as",
+        );
+        ok("/commit", "container=c&repo=mine/snapshot");
+        no(
+            "/build",
+            "t=ok:1&t=127.0.0.2:5000/x",
+            "ram.registry",
+            "build as",
+        );
+        no(
+            "/build",
+            "version=2&t=ok",
+            "ram.build_unchecked",
+            "BuildKit",
+        );
+        no(
+            "/build",
+            "remote=https://github.com/x/y.git",
+            "ram.build_remote",
+            "remote",
+        );
+        ok("/build", "t=ok:1&dockerfile=Dockerfile");
+    }
+
+    #[test]
+    fn containers_are_judged_by_where_their_image_came_from() {
+        let s = restricted();
+        let present = |digests: &[&str]| ImageLookup::Present {
+            id: format!("sha256:{}", "b".repeat(64)),
+            repo_digests: digests.iter().map(|d| (*d).to_owned()).collect(),
+        };
+        let run = |image: &ImageLookup, name: &str| {
+            judge_with(
+                &s,
+                image,
+                "/containers/create",
+                "",
+                &format!(r#"{{"Image":"{name}"}}"#),
+            )
+        };
+        let d = format!("@sha256:{}", "c".repeat(64));
+        // Re-tagged under an allowed name: still the forbidden registry's image.
+        let retagged = present(&[&format!("127.0.0.2:5000/app{d}")]);
+        let denied = run(&retagged, "busybox");
+        assert!(!denied.allow);
+        assert!(
+            denied
+                .reason
+                .contains("registry access to 127.0.0.2:5000 is not allowed"),
+            "{}",
+            denied.reason
+        );
+        assert!(!run(&retagged, "sha256:bbbb").allow);
+        assert!(
+            !run(
+                &present(&[&format!("busybox{d}"), &format!("ann/tool{d}")]),
+                "busybox"
+            )
+            .allow
+        );
+        assert!(
+            run(
+                &present(&[
+                    &format!("busybox{d}"),
+                    &format!("127.0.0.1:5000/busybox{d}")
+                ]),
+                "x"
+            )
+            .allow
+        );
+        // Built here: no provenance to hold against it.
+        assert!(run(&present(&[]), "ann/tool").allow);
+        // Not present: the name decides (the CLI then pulls, a checked pull).
+        assert!(!run(&ImageLookup::Missing, "127.0.0.2:5000/app").allow);
+        assert!(!run(&ImageLookup::Missing, "ann/tool").allow);
+        assert!(run(&ImageLookup::Missing, "127.0.0.1:5000/app").allow);
+        // Not looked up: refused.
+        let protected: [PathBuf; 0] = [];
+        let resolve = |p: &Path| Some(p.to_path_buf());
+        let ctx = Context {
+            settings: &s,
+            protected: &protected,
+            resolve: &resolve,
+            catalog: None,
+            image: None,
+            engine_pulls_filtered: false,
+        };
+        let route = Route::parse(&Method::POST, "/containers/create").unwrap();
+        let request = Request::new(route, "", br#"{"Image":"busybox"}"#).unwrap();
+        assert_eq!(decide(&request, &ctx).rule, "image.lookup");
     }
 }

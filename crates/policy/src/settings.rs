@@ -377,6 +377,7 @@ fn build(
         .and_then(|s| serde_json::from_str::<Map<String, Value>>(s).ok())
         .unwrap_or_default();
 
+    // `"*"` (a Stockade extension) lifts the restriction: every registry is allowed.
     let allowed_registries = get("registryAccess.allowedRegistries")
         .and_then(Value::as_array)
         .map(|items| {
@@ -384,8 +385,9 @@ fn build(
                 .iter()
                 .filter_map(Value::as_str)
                 .map(str::to_ascii_lowercase)
-                .collect()
-        });
+                .collect::<Vec<_>>()
+        })
+        .filter(|items| !items.iter().any(|i| i == "*"));
 
     let mut values: Vec<(&'static str, Value)> = LEAVES
         .iter()

@@ -313,7 +313,9 @@ pub fn log_tail(path: &Path) -> String {
 #[derive(Debug)]
 pub struct Registry {
     dir: PathBuf,
+    ip: String,
     port: u16,
+    log: PathBuf,
     _process: Spawned,
 }
 
@@ -323,10 +325,19 @@ impl Registry {
     /// # Errors
     /// [`RigError`] when it does not come up.
     pub fn start() -> Result<Self> {
+        Self::start_at("127.0.0.1")
+    }
+
+    /// Starts the registry on a free port of another loopback address (`127.0.0.2`), so that
+    /// a test has a second registry host, and logs every request it serves.
+    ///
+    /// # Errors
+    /// [`RigError`] when it does not come up.
+    pub fn start_at(ip: &str) -> Result<Self> {
         let dir = scratch_dir("reg")?;
-        let port = free_port()?;
+        let port = free_port_at(ip)?;
         let config = format!(
-            "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n",
+            "version: 0.1\nlog:\n  level: info\n  accesslog:\n    disabled: false\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {ip}:{port}\n",
             dir.join("data").display()
         );
         let config_path = dir.join("config.yml");
@@ -344,7 +355,7 @@ impl Registry {
         let process = Spawned::start(&mut command, Signal::SIGTERM, Duration::from_secs(10))?;
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            if let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            if let Ok(mut stream) = std::net::TcpStream::connect((ip, port)) {
                 let _ = stream.write_all(b"GET /v2/ HTTP/1.0\r\n\r\n");
                 let mut head = [0u8; 12];
                 if std::io::Read::read_exact(&mut stream, &mut head).is_ok()
@@ -364,16 +375,29 @@ impl Registry {
         }
         Ok(Self {
             dir,
+            ip: ip.to_owned(),
             port,
+            log: log_path,
             _process: process,
         })
     }
 
-    /// `127.0.0.1:PORT`, usable as an image name prefix (loopback registries are insecure by
-    /// default in dockerd, so no TLS is needed).
+    /// `IP:PORT`, usable as an image name prefix (loopback registries are insecure by default
+    /// in dockerd, so no TLS is needed).
     #[must_use]
     pub fn host(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
+        format!("{}:{}", self.ip, self.port)
+    }
+
+    /// How many manifest requests (`/v2/.../manifests/...`, any method) the registry has
+    /// served so far, from its own request log: what a pull or push must ask for first.
+    #[must_use]
+    pub fn manifest_requests(&self) -> usize {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains("/manifests/") && l.contains("/v2/"))
+            .count()
     }
 
     /// Whether the registry stores a manifest for `repo:tag` (checked on the registry itself).
@@ -394,13 +418,9 @@ impl Drop for Registry {
     }
 }
 
-fn free_port() -> Result<u16> {
-    let listener =
-        std::net::TcpListener::bind("127.0.0.1:0").map_err(io_err(Path::new("127.0.0.1:0")))?;
-    let port = listener
-        .local_addr()
-        .map_err(io_err(Path::new("127.0.0.1:0")))?
-        .port();
+fn free_port_at(ip: &str) -> Result<u16> {
+    let listener = std::net::TcpListener::bind((ip, 0)).map_err(io_err(Path::new(ip)))?;
+    let port = listener.local_addr().map_err(io_err(Path::new(ip)))?.port();
     Ok(port)
 }
 
@@ -657,6 +677,9 @@ pub struct Rig {
     pub engine: TestEngine,
     /// Where the gateway socket lives.
     pub dir: PathBuf,
+    /// The rig gateway's policy: the built-in default, plus the rig registry in
+    /// `registryAccess.allowedRegistries`.
+    pub policy: PathBuf,
     /// The stockade binary under test.
     pub stockade: PathBuf,
 }
@@ -671,12 +694,27 @@ impl Rig {
         build_test_image(&engine.socket())?;
         let registry = Registry::start()?;
         let dir = scratch_dir("gw")?;
-        let gateway = Gateway::start(stockade, &engine.socket(), &dir.join("docker.sock"), &[])?;
+        let policy = dir.join("admin-settings.json");
+        let text = rig_policy(&[(
+            "registryAccess",
+            serde_json::json!({
+                "locked": true,
+                "allowedRegistries": ["docker.io", registry.host()],
+            }),
+        )]);
+        std::fs::write(&policy, text).map_err(io_err(&policy))?;
+        let gateway = Gateway::start(
+            stockade,
+            &engine.socket(),
+            &dir.join("docker.sock"),
+            &["--policy", &policy.to_string_lossy()],
+        )?;
         Ok(Self {
             gateway,
             registry,
             engine,
             dir,
+            policy,
             stockade: stockade.to_owned(),
         })
     }
@@ -698,6 +736,18 @@ impl Drop for Rig {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// The built-in default policy with some top-level settings replaced, as JSON text.
+#[must_use]
+pub fn rig_policy(replace: &[(&str, serde_json::Value)]) -> String {
+    let mut policy: serde_json::Value =
+        serde_json::from_str(include_str!("../../policy/default-admin-settings.json"))
+            .unwrap_or_else(|_| serde_json::json!({"configurationFileVersion": 2}));
+    for (key, value) in replace {
+        policy[*key] = value.clone();
+    }
+    policy.to_string()
 }
 
 /// A unique name for containers, volumes, networks and tags made by a trial.
