@@ -139,6 +139,10 @@ fn main() {
             "registry_access_holds_on_every_path",
             registry_access_holds_on_every_path,
         ),
+        (
+            "build_bases_and_load_names_are_checked",
+            build_bases_and_load_names_are_checked,
+        ),
         ("bench_smoke_run_checks_bytes", bench_smoke_run_checks_bytes),
         ("up_refuses_non_root", up_refuses_non_root),
         ("up_starts_and_stops_cleanly", up_starts_and_stops_cleanly),
@@ -1912,4 +1916,129 @@ fn registry_access_holds_on_every_path(rig: &Rig) -> Outcome {
     must(&cli, &["push", &ok_push])?;
     let _ = direct.run(&["rmi", &ok_push, &seed_good], None, SHORT);
     Ok(())
+}
+
+/// Builds: the classic builder's base images (FROM after ARG substitution, COPY --from) are
+/// read out of the context and held to registry access; `docker load` archives are held to it
+/// by the names in their manifest. Judged by the forbidden registry's log and the engine.
+fn build_bases_and_load_names_are_checked(rig: &Rig) -> Outcome {
+    let forbidden = stockade_test_support::Registry::start_at("127.0.0.2")?;
+    let bad = forbidden.host();
+    let direct = rig.engine_cli();
+    let seed = format!("{bad}/base:v1");
+    must(&direct, &["tag", TEST_IMAGE, &seed])?;
+    must(&direct, &["push", &seed])?;
+    must(&direct, &["rmi", &seed])?;
+    let asked = forbidden.manifest_requests();
+    let classic = rig.cli().with_env("DOCKER_BUILDKIT", "0");
+    let refused = format!("registry access to {bad} is not allowed");
+    let cases = [
+        format!("FROM {seed}\nRUN true\n"),
+        format!("ARG REG={}\nFROM ${{REG}}/base:v1\n", rig.registry.host()),
+        format!("FROM {TEST_IMAGE} AS one\nFROM one\nCOPY --from={seed} /bin/sh /x\n"),
+        format!("# escape=`\nFROM `\n  {seed}\n"),
+    ];
+    for (i, dockerfile) in cases.iter().enumerate() {
+        let ctx = write_context(dockerfile)?;
+        let tag = unique("bad-base");
+        // Case 1 names the allowed registry by default and is turned forbidden by --build-arg.
+        let mut args = vec!["build", "-t", &tag];
+        let build_arg = format!("REG={bad}");
+        if i == 1 {
+            args.extend(["--build-arg", &build_arg]);
+        }
+        let path = ctx.to_string_lossy().to_string();
+        args.push(&path);
+        let out = classic.run(&args, None, LONG)?;
+        let _ = std::fs::remove_dir_all(&ctx);
+        ensure(!out.success() && out.stderr.contains(&refused), || {
+            format!("build of {dockerfile:?}: {}", out.describe())
+        })?;
+        let made = direct.run(&["image", "inspect", &tag], None, SHORT)?;
+        ensure(!made.success(), || format!("{dockerfile:?} built an image"))?;
+    }
+    // A base that cannot be resolved exactly is refused, not guessed.
+    let ctx = write_context("ARG A\nFROM ${A#x}\n")?;
+    let out = classic.run(&["build", &ctx.to_string_lossy()], None, LONG)?;
+    let _ = std::fs::remove_dir_all(&ctx);
+    ensure(
+        !out.success() && out.stderr.contains("cannot resolve"),
+        || format!("unresolvable FROM: {}", out.describe()),
+    )?;
+    ensure(forbidden.manifest_requests() == asked, || {
+        "the forbidden registry was asked for a manifest during the builds".to_owned()
+    })?;
+    // Everyday builds from a local base keep working (see build_classic) and from the allowed
+    // registry too.
+    let good_base = format!("{}/{}:v1", rig.registry.host(), unique("base"));
+    must(&direct, &["tag", TEST_IMAGE, &good_base])?;
+    must(&direct, &["push", &good_base])?;
+    must(&direct, &["rmi", &good_base])?;
+    let ctx = write_context(&format!("FROM {good_base}\nCOPY data.txt /d\n"))?;
+    let tag = unique("good-base");
+    let out = classic.run(&["build", "-t", &tag, &ctx.to_string_lossy()], None, LONG)?;
+    let _ = std::fs::remove_dir_all(&ctx);
+    let _ = direct.run(&["rmi", "-f", &tag, &good_base], None, SHORT);
+    ensure(out.success(), || {
+        format!("build from the allowed registry: {}", out.describe())
+    })?;
+    // docker load, with a policy that allows it: an archive naming a forbidden registry is
+    // refused and creates nothing; one naming allowed names loads.
+    let dir = scratch_dir("load-ram")?;
+    let policy = dir.join("load.json");
+    std::fs::write(
+        &policy,
+        stockade_test_support::rig_policy(&[
+            (
+                "blockDockerLoad",
+                serde_json::json!({"locked": true, "value": false}),
+            ),
+            (
+                "registryAccess",
+                serde_json::json!({"locked": true, "allowedRegistries": ["docker.io", rig.registry.host()]}),
+            ),
+        ]),
+    )?;
+    let gateway = Gateway::start(
+        &rig.stockade,
+        &rig.engine.socket(),
+        &dir.join("docker.sock"),
+        &["--policy", &policy.to_string_lossy()],
+    )?;
+    let result = (|| -> Outcome {
+        let bad_name = format!("{bad}/loaded:v1");
+        let good_name = unique("loaded");
+        for (name, allowed) in [(&bad_name, false), (&good_name, true)] {
+            must(&direct, &["tag", TEST_IMAGE, name])?;
+            let archive = dir.join("image.tar");
+            must(&direct, &["save", "-o", &archive.to_string_lossy(), name])?;
+            must(&direct, &["rmi", name])?;
+            let out = gateway
+                .cli()
+                .run(&["load", "-i", &archive.to_string_lossy()], None, LONG)?;
+            let present = direct
+                .run(&["image", "inspect", name], None, SHORT)?
+                .success();
+            let _ = direct.run(&["rmi", name], None, SHORT);
+            if allowed {
+                ensure(out.success() && present, || {
+                    format!("load of {name}: {}", out.describe())
+                })?;
+            } else {
+                ensure(
+                    !out.success() && out.stderr.contains(&refused) && !present,
+                    || {
+                        format!(
+                            "load of {name}: {} (present afterwards: {present})",
+                            out.describe()
+                        )
+                    },
+                )?;
+            }
+        }
+        Ok(())
+    })();
+    drop(gateway);
+    let _ = std::fs::remove_dir_all(&dir);
+    result
 }

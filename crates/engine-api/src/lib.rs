@@ -15,6 +15,8 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod archive;
+pub mod dockerfile;
 pub mod json;
 pub mod query;
 pub mod request;
@@ -22,5 +24,5 @@ mod route;
 pub mod schema;
 
 pub use query::{Query, QueryError};
-pub use request::{check_content_type, BodyKind, Request, RequestError};
+pub use request::{check_content_type, ArchiveFacts, BodyKind, Request, RequestError};
 pub use route::{ApiVersion, Hijack, Operation, Route, RouteError};

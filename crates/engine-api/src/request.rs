@@ -63,6 +63,18 @@ pub struct Request {
     pub query: Query,
     /// For JSON operations, the canonical checked body (`None` when the body was empty).
     pub body: Option<Value>,
+    /// For streamed archives the gateway read before forwarding: what the rules need from
+    /// them (`None` when the stream was not read).
+    pub archive: Option<ArchiveFacts>,
+}
+
+/// What the gateway read out of a streamed archive before forwarding it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ArchiveFacts {
+    /// The images a build context's Dockerfile uses.
+    BuildSources(Vec<crate::dockerfile::ImageSource>),
+    /// The image names a `docker load` archive creates.
+    LoadNames(Vec<String>),
 }
 
 /// Why a request cannot be judged. Each becomes a 400 naming the problem.
@@ -171,7 +183,12 @@ impl Request {
                 }
             }
         };
-        Ok(Self { route, query, body })
+        Ok(Self {
+            route,
+            query,
+            body,
+            archive: None,
+        })
     }
 
     /// The canonical body as it is forwarded.

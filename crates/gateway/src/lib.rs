@@ -14,6 +14,7 @@
 mod listener;
 mod proxy;
 pub mod respond;
+mod spool;
 
 use std::future::Future;
 use std::io;
@@ -87,6 +88,11 @@ pub struct GatewayConfig {
     /// Whether the engine's own pulls go through Stockade's egress filter (then registry access
     /// is enforced for BuildKit builds too, where the gateway cannot see the base images).
     pub engine_pulls_filtered: bool,
+    /// Where archives the rules must read (build contexts, `docker load`) are held, as unlinked
+    /// files, until they are judged and forwarded.
+    pub spool_dir: PathBuf,
+    /// The largest archive held for inspection; larger ones are refused.
+    pub max_spooled_archive: u64,
 }
 
 /// The policy in force, swapped whole on reload.
@@ -134,6 +140,8 @@ impl GatewayConfig {
             users: Arc::new(stockade_policy::UserSettingsCache::new()),
             protected: vec![engine.clone()],
             engine_pulls_filtered: false,
+            spool_dir: std::env::temp_dir(),
+            max_spooled_archive: 8 << 30,
             engine,
         }
     }

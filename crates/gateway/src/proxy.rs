@@ -2,12 +2,14 @@
 //! what passes over this connection's own engine connection, stream the answer back.
 
 use crate::respond::{Body, BoxError, Refusal};
+use crate::spool::{FileBody, SpoolError};
 use crate::GatewayConfig;
 use http::{header, HeaderMap, Request, Response, StatusCode, Version};
 use http_body_util::{BodyExt, Either, Full, Limited};
 use hyper::body::Incoming;
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::{TokioIo, TokioTimer};
+use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Instant;
@@ -30,7 +32,7 @@ struct Peer {
 /// (and stops following logs or events for it).
 /// What goes to the engine: the client's body streamed through (tar archives), or the body the
 /// gateway read, checked and re-serialised (JSON), or nothing.
-type EngineBody = Either<Incoming, Full<bytes::Bytes>>;
+type EngineBody = Either<Incoming, Either<Full<bytes::Bytes>, FileBody>>;
 
 struct Upstream {
     sender: SendRequest<EngineBody>,
@@ -207,14 +209,57 @@ impl Connection {
         };
         let kind = BodyKind::of(&route.operation, &query);
         if let BodyKind::Stream = kind {
-            // The stream itself goes to the engine unread; the rules judge the query.
-            let refusal = match stockade_engine_api::Request::new(route.clone(), &raw_query, b"") {
-                Ok(checked) => self.judge(&checked),
-                Err(e) => Some(Refusal::BadRequest(e.to_string())),
+            // The rules judge the query; the stream goes to the engine unread unless the
+            // caller's image rules need what is inside it (a build's base images, the names a
+            // load creates): then it is spooled, read, judged and forwarded from the spool.
+            let mut checked =
+                match stockade_engine_api::Request::new(route.clone(), &raw_query, b"") {
+                    Ok(checked) => checked,
+                    Err(e) => {
+                        let refusal = Refusal::BadRequest(e.to_string());
+                        return self
+                            .refuse(&method, &path, operation, started, refusal, req, true)
+                            .await;
+                    }
+                };
+            let needs_archive = match self.caller_settings() {
+                Ok((_, settings)) => stockade_policy::rules::needs_archive(&checked, &settings),
+                Err(refusal) => {
+                    return self
+                        .refuse(&method, &path, operation, started, refusal, req, true)
+                        .await;
+                }
             };
-            if let Some(refusal) = refusal {
+            // Refuse what the query alone refuses before reading anything.
+            let first = if needs_archive {
+                None
+            } else {
+                self.judge(&checked, &BTreeMap::new())
+            };
+            if let Some(refusal) = first {
                 return self
                     .refuse(&method, &path, operation, started, refusal, req, true)
+                    .await;
+            }
+            if needs_archive {
+                let (mut parts, body) = req.into_parts();
+                let file = match self.read_archive(body, &mut checked).await {
+                    Ok(file) => file,
+                    Err(refusal) => {
+                        return self
+                            .answer_read(&method, &path, operation, started, refusal)
+                            .await;
+                    }
+                };
+                parts.headers.remove(header::TRANSFER_ENCODING);
+                parts.headers.insert(
+                    header::CONTENT_LENGTH,
+                    header::HeaderValue::from(file.len()),
+                );
+                let req =
+                    Request::from_parts(parts, Either::Right(Either::Right(file.into_body())));
+                return self
+                    .send_checked(req, &route, false, &method, &path, started)
                     .await;
             }
         }
@@ -260,15 +305,15 @@ impl Connection {
                                 .await;
                         }
                     };
-                let image = match self.look_up_image(&checked).await {
-                    Ok(image) => image,
+                let images = match self.look_up_images(&checked).await {
+                    Ok(images) => images,
                     Err(refusal) => {
                         return self
                             .answer_read(&method, &path, operation, started, refusal)
                             .await;
                     }
                 };
-                if let Some(refusal) = self.judge_with(&checked, image.as_ref()) {
+                if let Some(refusal) = self.judge(&checked, &images) {
                     return self
                         .answer_read(&method, &path, operation, started, refusal)
                         .await;
@@ -288,15 +333,30 @@ impl Connection {
                         header::HeaderValue::from(forwarded.len()),
                     );
                 }
-                Either::Right(Full::new(bytes::Bytes::from(forwarded)))
+                Either::Right(Either::Left(Full::new(bytes::Bytes::from(forwarded))))
             }
         };
-        let mut req = Request::from_parts(parts, body);
+        let req = Request::from_parts(parts, body);
+        self.send_checked(req, &route, upgrade_requested, &method, &path, started)
+            .await
+    }
+
+    /// Records and forwards a request that passed every check, and logs the outcome.
+    async fn send_checked(
+        &self,
+        mut req: Request<EngineBody>,
+        route: &Route,
+        upgrade_requested: bool,
+        method: &http::Method,
+        path: &str,
+        started: Instant,
+    ) -> Response<Body> {
+        let operation = route.operation.name();
         // Fail closed: a request that cannot be recorded is not forwarded.
-        if let Err(refusal) = self.record(&method, &path, operation, None).await {
+        if let Err(refusal) = self.record(method, path, operation, None).await {
             self.log(
-                &method,
-                &path,
+                method,
+                path,
                 operation,
                 refusal.status(),
                 started,
@@ -324,13 +384,13 @@ impl Connection {
         };
         match result {
             Ok(response) => {
-                self.log(&method, &path, operation, response.status(), started, None);
+                self.log(method, path, operation, response.status(), started, None);
                 response
             }
             Err(refusal) => {
                 self.log(
-                    &method,
-                    &path,
+                    method,
+                    path,
                     operation,
                     refusal.status(),
                     started,
@@ -372,26 +432,48 @@ impl Connection {
     }
 
     /// The caller's settings applied to a parsed request: `Some` refusal when a rule denies it.
-    fn judge(&self, request: &stockade_engine_api::Request) -> Option<Refusal> {
-        self.judge_with(request, None)
+    /// Spools a streamed archive, reads what the rules need from it, looks up the images it
+    /// names and judges the request; the spool is what gets forwarded.
+    async fn read_archive(
+        &self,
+        body: Incoming,
+        checked: &mut stockade_engine_api::Request,
+    ) -> Result<crate::spool::Spooled, Refusal> {
+        let file = crate::spool::spool(
+            body,
+            &self.config.spool_dir,
+            self.config.max_spooled_archive,
+        )
+        .await
+        .map_err(spool_refusal)?;
+        let (file, facts) = file.inspect(checked).await.map_err(spool_refusal)?;
+        checked.archive = Some(facts);
+        let images = self.look_up_images(checked).await?;
+        match self.judge(checked, &images) {
+            Some(refusal) => Err(refusal),
+            None => Ok(file),
+        }
     }
 
-    /// For a container create, what the engine's store holds under the image it names, so the
-    /// image can be judged by where it came from (its `RepoDigests`), not by the name it is
-    /// run under.
-    async fn look_up_image(
+    /// What the engine's store holds under each image name the rules need (a create's image,
+    /// a build's base images), so that images are judged by where they came from (their
+    /// `RepoDigests`), not by the name they are used under.
+    async fn look_up_images(
         &self,
         request: &stockade_engine_api::Request,
-    ) -> Result<Option<ImageLookup>, Refusal> {
-        if request.route.operation != stockade_engine_api::Operation::ContainerCreate {
-            return Ok(None);
+    ) -> Result<BTreeMap<String, ImageLookup>, Refusal> {
+        let mut images = BTreeMap::new();
+        for name in stockade_policy::rules::images_to_look_up(request) {
+            if images.contains_key(&name) {
+                continue;
+            }
+            let found = self.look_up_image(&name).await?;
+            images.insert(name, found);
         }
-        let name = request
-            .body
-            .as_ref()
-            .and_then(|b| b.get("Image"))
-            .and_then(stockade_engine_api::json::Value::as_str)
-            .unwrap_or("");
+        Ok(images)
+    }
+
+    async fn look_up_image(&self, name: &str) -> Result<ImageLookup, Refusal> {
         // Only names the engine could resolve are asked about: references and image IDs. Any
         // other string cannot name an image (the engine answers "no such image"), and must not
         // be spliced into a request path.
@@ -400,7 +482,7 @@ impl Connection {
             !hex.is_empty() && hex.len() <= 64 && hex.bytes().all(|b| b.is_ascii_hexdigit())
         };
         if !is_id && stockade_imageref::Reference::parse_normalized(name).is_err() {
-            return Ok(Some(ImageLookup::Missing));
+            return Ok(ImageLookup::Missing);
         }
         let failed = |what: &dyn std::fmt::Display| {
             Refusal::Denied(format!(
@@ -410,7 +492,7 @@ impl Connection {
         let uri = format!("/images/{}/json", encode_path(name));
         let lookup = Request::get(uri)
             .header(header::HOST, "docker")
-            .body(Either::Right(Full::new(bytes::Bytes::new())))
+            .body(Either::Right(Either::Left(Full::new(bytes::Bytes::new()))))
             .map_err(|e| failed(&e))?;
         let mut upstream = self.take_upstream().await?;
         let response = upstream
@@ -426,7 +508,7 @@ impl Connection {
             .to_bytes();
         *self.upstream.lock().await = Some(upstream);
         match status {
-            StatusCode::NOT_FOUND => Ok(Some(ImageLookup::Missing)),
+            StatusCode::NOT_FOUND => Ok(ImageLookup::Missing),
             StatusCode::OK => {
                 #[derive(serde::Deserialize)]
                 struct Inspect {
@@ -436,27 +518,26 @@ impl Connection {
                     repo_digests: Option<Vec<String>>,
                 }
                 let inspect: Inspect = serde_json::from_slice(&body).map_err(|e| failed(&e))?;
-                Ok(Some(ImageLookup::Present {
+                Ok(ImageLookup::Present {
                     id: inspect.id,
                     repo_digests: inspect.repo_digests.unwrap_or_default(),
-                }))
+                })
             }
             other => Err(failed(&format_args!("the engine answered {other}"))),
         }
     }
 
-    fn judge_with(
+    /// The caller's effective settings under the policy in force.
+    fn caller_settings(
         &self,
-        request: &stockade_engine_api::Request,
-        image: Option<&ImageLookup>,
-    ) -> Option<Refusal> {
+    ) -> Result<(Arc<stockade_policy::Policy>, stockade_policy::Settings), Refusal> {
         let uid = self.peer.uid;
         let home = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
             .ok()
             .flatten()
             .map(|u| u.dir);
         let Some(home) = home else {
-            return Some(Refusal::Denied(format!(
+            return Err(Refusal::Denied(format!(
                 "enhanced container isolation: uid {uid} has no entry in the password database, so its settings and shared directories are unknown; ask your administrator"
             )));
         };
@@ -471,18 +552,35 @@ impl Connection {
         };
         let policy = self.config.policy.current();
         let settings = policy.effective(user.as_deref(), &who);
+        Ok((policy, settings))
+    }
+
+    fn judge(
+        &self,
+        request: &stockade_engine_api::Request,
+        images: &BTreeMap<String, ImageLookup>,
+    ) -> Option<Refusal> {
+        let (policy, settings) = match self.caller_settings() {
+            Ok(found) => found,
+            Err(refusal) => return Some(refusal),
+        };
         let resolve = |p: &std::path::Path| std::fs::canonicalize(p).ok();
         let ctx = stockade_policy::rules::Context {
             settings: &settings,
             protected: &self.config.protected,
             resolve: &resolve,
             catalog: policy.catalog(),
-            image,
+            images,
             engine_pulls_filtered: self.config.engine_pulls_filtered,
         };
         let decision = stockade_policy::rules::decide(request, &ctx);
         (!decision.allow).then(|| {
-            tracing::info!(conn = self.id, uid, rule = decision.rule, "denied by rule");
+            tracing::info!(
+                conn = self.id,
+                uid = self.peer.uid,
+                rule = decision.rule,
+                "denied by rule"
+            );
             Refusal::Denied(decision.reason)
         })
     }
@@ -779,6 +877,23 @@ fn stream_back(response: Response<Incoming>) -> Response<Body> {
     };
     let body = body.map_err(|e| -> BoxError { Box::new(e) }).boxed_unsync();
     Response::from_parts(parts, body)
+}
+
+/// The answer to an archive that could not be spooled or read.
+fn spool_refusal(e: SpoolError) -> Refusal {
+    match e {
+        SpoolError::TooLarge(limit) => Refusal::BadRequest(format!(
+            "the archive is larger than {} MiB, the most the gateway inspects; make the build context smaller (.dockerignore) or ask your administrator",
+            limit >> 20
+        )),
+        SpoolError::Client(e) => Refusal::BadRequest(format!("the request body could not be read: {e}")),
+        SpoolError::Local(e) => Refusal::Denied(format!(
+            "registry access: the gateway could not hold the archive for inspection ({e}); ask your administrator"
+        )),
+        SpoolError::Content(e) => Refusal::Denied(format!(
+            "registry access: the archive cannot be checked: {e}"
+        )),
+    }
 }
 
 /// Largest `GET /images/{name}/json` answer read (an image with thousands of tags is still

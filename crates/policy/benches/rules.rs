@@ -35,12 +35,16 @@ fn main() {
     let protected = [PathBuf::from("/run/stockade")];
     // No file system access: the gateway's resolver is `canonicalize`, one syscall per path.
     let resolve = |p: &Path| Some(p.to_path_buf());
+    let images: std::collections::BTreeMap<String, ImageLookup> =
+        [("busybox".to_owned(), ImageLookup::Missing)]
+            .into_iter()
+            .collect();
     let ctx = Context {
         settings: &settings,
         protected: &protected,
         resolve: &resolve,
         catalog: None,
-        image: Some(&ImageLookup::Missing),
+        images: &images,
         engine_pulls_filtered: false,
     };
     let request = Request::new(route.clone(), "name=x", CREATE.as_bytes()).unwrap();
@@ -63,7 +67,7 @@ fn main() {
             protected: &protected,
             resolve: &resolve,
             catalog: None,
-            image: Some(&ImageLookup::Missing),
+            images: &images,
             engine_pulls_filtered: false,
         };
         (decide(&request, &ctx), request.body_bytes())

@@ -12,9 +12,10 @@
 use crate::access::{access_allowed, registry_allowed, AccessDenied};
 use crate::catalog::Catalog;
 use crate::Settings;
+use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
 use stockade_engine_api::json::Value;
-use stockade_engine_api::{Operation, Request};
+use stockade_engine_api::{ArchiveFacts, Operation, Request};
 use stockade_imageref::{
     parse_build_tags, parse_push, parse_repo_and_tag, parse_tag_target, repo_tag_reference,
     Reference,
@@ -33,9 +34,10 @@ pub struct Context<'a> {
     pub resolve: &'a dyn Fn(&Path) -> Option<PathBuf>,
     /// The Docker Hub category catalog (Image Access Management), if the policy names one.
     pub catalog: Option<&'a Catalog>,
-    /// What the engine's store holds under the image a container create names; `None` when
-    /// the gateway did not look (a create is then refused: fail closed).
-    pub image: Option<&'a ImageLookup>,
+    /// What the engine's store holds under each name in [`images_to_look_up`], keyed by the
+    /// name as the request writes it. A name the gateway did not look up is refused (fail
+    /// closed).
+    pub images: &'a BTreeMap<String, ImageLookup>,
     /// Whether the engine's own pulls go through Stockade's egress filter, which enforces
     /// registry access where the gateway cannot see (BuildKit builds).
     pub engine_pulls_filtered: bool,
@@ -200,6 +202,7 @@ fn images(request: &Request, ctx: &Context<'_>) -> Verdict {
             create_image(named, ctx)
         }
         Operation::Build => build_images(request, ctx),
+        Operation::ImageLoad => load_names(request, ctx),
         _ => Ok(()),
     }
 }
@@ -236,13 +239,23 @@ fn registry(image: &Reference, ctx: &Context<'_>, action: &str) -> Verdict {
 /// imported on this engine, all routes the gateway checks, and are allowed. An image that is
 /// not present is judged by its name (`docker run` pulls it first, a checked pull).
 fn create_image(named: &str, ctx: &Context<'_>) -> Verdict {
-    match ctx.image {
+    used_image(named, ctx, "run", false)
+}
+
+/// An image a container or a build uses, by the name the request gives: judged by its
+/// provenance when present, by its name when it will be pulled (missing, or `always_pull`).
+fn used_image(named: &str, ctx: &Context<'_>, action: &str, always_pull: bool) -> Verdict {
+    if always_pull {
+        let image = reference(Reference::parse_normalized(named), action)?;
+        access(&image, ctx, "pull")?;
+    }
+    match ctx.images.get(named) {
         None => Err(deny(
             "image.lookup",
             "the image could not be looked up in the engine, so where it came from is unknown; try again",
         )),
         Some(ImageLookup::Missing) => match Reference::parse_normalized(named) {
-            Ok(image) => access(&image, ctx, "run"),
+            Ok(image) => access(&image, ctx, action),
             // Not a name (an unknown ID prefix): the engine answers "no such image".
             Err(_) => Ok(()),
         },
@@ -254,7 +267,7 @@ fn create_image(named: &str, ctx: &Context<'_>) -> Verdict {
                         format!("the image records an origin that cannot be read ({origin:?}); remove it with docker rmi and pull it again"),
                     ));
                 };
-                access(&image.name_only(), ctx, "run").map_err(|mut d| {
+                access(&image.name_only(), ctx, action).map_err(|mut d| {
                     d.reason.push_str(": the image was pulled from there; remove it with docker rmi and pull it from an allowed source");
                     d
                 })?;
@@ -290,6 +303,72 @@ fn build_images(request: &Request, ctx: &Context<'_>) -> Verdict {
             "ram.build_remote",
             "registry access: a build from a remote context (URL or git) cannot be checked; fetch it and build from a local directory",
         ));
+    }
+    let Some(ArchiveFacts::BuildSources(sources)) = &request.archive else {
+        return Err(deny(
+            "ram.build_unchecked",
+            "registry access: the build context was not inspected, so its base images are unknown; try again",
+        ));
+    };
+    let always_pull = request.query.bool_value("pull");
+    for source in sources {
+        let what = format!("Dockerfile line {}: {}", source.line, source.instruction);
+        used_image(&source.name, ctx, &what, always_pull)?;
+    }
+    Ok(())
+}
+
+/// Whether the gateway must read a streamed archive (build context, `docker load`) before
+/// judging the request: only when the caller's image rules restrict something the archive
+/// could get past, so unrestricted callers keep plain streaming.
+#[must_use]
+pub fn needs_archive(request: &Request, settings: &Settings) -> bool {
+    let registries = crate::access::restricts_registries(settings);
+    let categories = crate::access::restricts_categories(settings);
+    match request.route.operation {
+        Operation::Build => {
+            (registries || categories)
+                && request.query.get("version") != Some("2")
+                && request.query.get("remote").unwrap_or("").is_empty()
+        }
+        Operation::ImageLoad => registries && !settings.block_docker_load,
+        _ => false,
+    }
+}
+
+/// The image names the rules need looked up in the engine's store for this request: a
+/// create's image, a build's base images.
+#[must_use]
+pub fn images_to_look_up(request: &Request) -> Vec<String> {
+    match (&request.route.operation, &request.archive) {
+        (Operation::ContainerCreate, _) => request
+            .body
+            .as_ref()
+            .and_then(|b| b.get("Image"))
+            .and_then(Value::as_str)
+            .map(|name| vec![name.to_owned()])
+            .unwrap_or_default(),
+        (Operation::Build, Some(ArchiveFacts::BuildSources(sources))) => {
+            sources.iter().map(|s| s.name.clone()).collect()
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// `docker load`: the names the archive creates must be in allowed registries.
+fn load_names(request: &Request, ctx: &Context<'_>) -> Verdict {
+    if !crate::access::restricts_registries(ctx.settings) {
+        return Ok(());
+    }
+    let Some(ArchiveFacts::LoadNames(names)) = &request.archive else {
+        return Err(deny(
+            "ram.load_unchecked",
+            "registry access: the image archive was not inspected, so the names it creates are unknown; try again",
+        ));
+    };
+    for name in names {
+        let image = reference(Reference::parse_normalized(name), "manifest.json RepoTags")?;
+        registry(&image, ctx, "load as")?;
     }
     Ok(())
 }
@@ -788,16 +867,39 @@ mod tests {
                 .any(|d| s == *d || s.starts_with(&format!("{d}/")))
                 .then(|| p.to_path_buf())
         };
+        let route = Route::parse(&Method::POST, path).unwrap();
+        let raw = if body.starts_with("DOCKERFILE:") || body.starts_with("LOAD:") {
+            ""
+        } else {
+            body
+        };
+        let mut request = Request::new(route, query, raw.as_bytes()).unwrap();
+        if let Some(dockerfile) = body.strip_prefix("DOCKERFILE:") {
+            // A build: the body stands for the context's Dockerfile.
+            request.body = None;
+            request.archive = Some(ArchiveFacts::BuildSources(
+                stockade_engine_api::dockerfile::image_sources(dockerfile, &BTreeMap::new())
+                    .unwrap(),
+            ));
+        }
+        if let Some(names) = body.strip_prefix("LOAD:") {
+            request.body = None;
+            request.archive = Some(ArchiveFacts::LoadNames(
+                names.split(',').map(str::to_owned).collect(),
+            ));
+        }
+        let images: BTreeMap<String, ImageLookup> = images_to_look_up(&request)
+            .into_iter()
+            .map(|name| (name, image.clone()))
+            .collect();
         let ctx = Context {
             settings,
             protected: &protected,
             resolve: &resolve,
             catalog: None,
-            image: Some(image),
+            images: &images,
             engine_pulls_filtered: false,
         };
-        let route = Route::parse(&Method::POST, path).unwrap();
-        let request = Request::new(route, query, body.as_bytes()).unwrap();
         decide(&request, &ctx)
     }
 
@@ -930,7 +1032,14 @@ mod tests {
             .allow
         );
         assert!(!judge("/build", "networkmode=host", "").allow);
-        assert!(judge("/build", "networkmode=default&t=a", "").allow);
+        assert!(
+            judge(
+                "/build",
+                "networkmode=default&t=a",
+                "DOCKERFILE:FROM busybox"
+            )
+            .allow
+        );
         assert!(!judge("/images/load", "", "").allow);
         assert!(!judge("/images/create", "fromSrc=-", "").allow);
         assert!(judge("/images/create", "fromImage=busybox&tag=latest", "").allow);
@@ -1059,7 +1168,85 @@ mod tests {
             "ram.build_remote",
             "remote",
         );
-        ok("/build", "t=ok:1&dockerfile=Dockerfile");
+        no("/build", "t=ok:1", "ram.build_unchecked", "not inspected");
+    }
+
+    #[test]
+    fn build_base_images_and_load_names_are_held_to_the_rules() {
+        let s = restricted();
+        let build = |image: &ImageLookup, query: &str, dockerfile: &str| {
+            judge_with(
+                &s,
+                image,
+                "/build",
+                query,
+                &format!("DOCKERFILE:{dockerfile}"),
+            )
+        };
+        let missing = ImageLookup::Missing;
+        let local = ImageLookup::Present {
+            id: "sha256:1".to_owned(),
+            repo_digests: Vec::new(),
+        };
+        let d = format!("@sha256:{}", "c".repeat(64));
+        let from_bad = ImageLookup::Present {
+            id: "sha256:2".to_owned(),
+            repo_digests: vec![format!("127.0.0.2:5000/app{d}")],
+        };
+        assert!(
+            build(
+                &missing,
+                "t=x",
+                "FROM busybox\nFROM 127.0.0.1:5000/a AS b\nFROM b\n"
+            )
+            .allow
+        );
+        let denied = build(
+            &missing,
+            "t=x",
+            "FROM busybox\nCOPY --from=127.0.0.2:5000/t /a /a\n",
+        );
+        assert_eq!(denied.rule, "ram.registry", "{}", denied.reason);
+        assert!(
+            denied
+                .reason
+                .contains("Dockerfile line 2: COPY --from 127.0.0.2:5000/t"),
+            "{}",
+            denied.reason
+        );
+        assert!(!build(&missing, "", "ARG R=127.0.0.2:5000\nFROM $R/x\n").allow);
+        assert!(!build(&missing, "", "FROM ann/tool\n").allow);
+        // A base present locally is judged by where it came from, not by its name.
+        assert!(build(&local, "", "FROM ann/tool\n").allow);
+        assert!(!build(&from_bad, "", "FROM busybox\n").allow);
+        // --pull fetches by name whatever is local.
+        assert!(!build(&local, "pull=1", "FROM ann/tool\n").allow);
+        assert!(build(&local, "pull=1", "FROM busybox\n").allow);
+
+        let mut open = s.clone();
+        open.block_docker_load = false;
+        let load = |names: &str| {
+            judge_with(
+                &open,
+                &missing,
+                "/images/load",
+                "",
+                &format!("LOAD:{names}"),
+            )
+        };
+        assert!(load("busybox:1,127.0.0.1:5000/x:2").allow);
+        let denied = load("busybox:1,127.0.0.2:5000/x:2");
+        assert!(
+            denied.reason.contains("load as 127.0.0.2:5000/x:2"),
+            "{}",
+            denied.reason
+        );
+        assert!(!load("UPPER:1").allow);
+        let route = Route::parse(&Method::POST, "/images/load").unwrap();
+        let request = Request::new(route, "", b"").unwrap();
+        let mut blocked = s.clone();
+        blocked.block_docker_load = true;
+        assert!(needs_archive(&request, &open) && !needs_archive(&request, &blocked));
     }
 
     #[test]
@@ -1122,7 +1309,7 @@ mod tests {
             protected: &protected,
             resolve: &resolve,
             catalog: None,
-            image: None,
+            images: &BTreeMap::new(),
             engine_pulls_filtered: false,
         };
         let route = Route::parse(&Method::POST, "/containers/create").unwrap();
