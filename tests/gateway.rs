@@ -143,6 +143,10 @@ fn main() {
             "build_bases_and_load_names_are_checked",
             build_bases_and_load_names_are_checked,
         ),
+        (
+            "image_access_follows_the_catalog",
+            image_access_follows_the_catalog,
+        ),
         ("bench_smoke_run_checks_bytes", bench_smoke_run_checks_bytes),
         ("up_refuses_non_root", up_refuses_non_root),
         ("up_starts_and_stops_cleanly", up_starts_and_stops_cleanly),
@@ -2035,6 +2039,71 @@ fn build_bases_and_load_names_are_checked(rig: &Rig) -> Outcome {
                     },
                 )?;
             }
+        }
+        Ok(())
+    })();
+    drop(gateway);
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+/// Image access by Docker Hub category, with a catalog file: what the policy refuses is
+/// refused before the engine is asked (no image comes to exist); what it allows reaches the
+/// engine (which cannot pull here: no network, so its own error comes back instead).
+fn image_access_follows_the_catalog(rig: &Rig) -> Outcome {
+    let dir = scratch_dir("iam")?;
+    let catalog = dir.join("catalog.json");
+    std::fs::write(
+        &catalog,
+        r#"{"catalogVersion": 1, "namespaces": {"trusted": "verified-publisher"}}"#,
+    )?;
+    let policy = dir.join("iam.json");
+    std::fs::write(
+        &policy,
+        stockade_test_support::rig_policy(&[(
+            "imageAccess",
+            serde_json::json!({
+                "locked": true,
+                "allowOfficialImages": true,
+                "allowVerifiedPublisherImages": true,
+                "allowCommunityImages": false,
+                "organizationNamespaces": ["myorg"],
+                "allowedRepositories": ["someone/allowed"],
+                "catalog": catalog,
+            }),
+        )]),
+    )?;
+    let gateway = Gateway::start(
+        &rig.stockade,
+        &rig.engine.socket(),
+        &dir.join("docker.sock"),
+        &["--policy", &policy.to_string_lossy()],
+    )?;
+    let result = (|| -> Outcome {
+        let cli = gateway.cli();
+        for (image, refused) in [
+            ("someone/tool:1", true),
+            ("docker.io/trusted-evil/x", true),
+            ("trusted/app:2", false),
+            ("myorg/app", false),
+            ("someone/allowed", false),
+            ("stk-official-probe", false),
+        ] {
+            let out = cli.run(&["pull", image], None, LONG)?;
+            let ours = out
+                .stderr
+                .contains("image access denied: community images not allowed");
+            ensure(!out.success() && ours == refused, || {
+                format!(
+                    "pull {image} (refusal expected: {refused}): {}",
+                    out.describe()
+                )
+            })?;
+            let present = rig
+                .engine_cli()
+                .run(&["image", "inspect", image], None, SHORT)?
+                .success();
+            ensure(!present, || format!("{image} is in the engine"))?;
         }
         Ok(())
     })();
