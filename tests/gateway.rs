@@ -2105,7 +2105,18 @@ fn image_access_follows_the_catalog(rig: &Rig) -> Outcome {
                 .success();
             ensure(!present, || format!("{image} is in the engine"))?;
         }
-        Ok(())
+        // The catalog is watched with the policy: once it no longer lists the namespace,
+        // its images are community images.
+        std::fs::write(&catalog, r#"{"catalogVersion": 1}"#)?;
+        let reloaded = wait_for(|| {
+            let out = cli.run(&["pull", "trusted/app:2"], None, LONG)?;
+            Ok(out
+                .stderr
+                .contains("image access denied: community images not allowed"))
+        })?;
+        ensure(reloaded, || {
+            format!("the catalog change was not picked up: {}", gateway.log())
+        })
     })();
     drop(gateway);
     let _ = std::fs::remove_dir_all(&dir);

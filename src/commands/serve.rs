@@ -145,7 +145,12 @@ async fn watch_policy(
             None
         }
     };
-    let mut seen = file_stamp(&path);
+    // The catalog the policy names is watched with it.
+    let stamp_now = |handle: &stockade_gateway::PolicyHandle| {
+        let catalog = handle.current().catalog_path().map(file_stamp);
+        (file_stamp(&path), catalog)
+    };
+    let mut seen = stamp_now(&handle);
     loop {
         let forced = tokio::select! {
             () = tokio::time::sleep(std::time::Duration::from_secs(1)) => false,
@@ -156,7 +161,7 @@ async fn watch_policy(
                 }
             } => true,
         };
-        let stamp = file_stamp(&path);
+        let stamp = stamp_now(&handle);
         if !forced && stamp == seen {
             continue;
         }

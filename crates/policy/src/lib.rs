@@ -108,6 +108,7 @@ pub struct Policy {
     layer: Layer,
     builtin: bool,
     catalog: Option<Arc<Catalog>>,
+    catalog_path: Option<std::path::PathBuf>,
 }
 
 impl Policy {
@@ -125,9 +126,19 @@ impl Policy {
     fn load_catalog(&mut self) -> Result<(), PolicyError> {
         let admin = self.effective(None, &UserContext::new(0, "/root"));
         if let Some(path) = admin.image_access.catalog {
-            self.catalog = Some(Arc::new(Catalog::load(&path)?));
+            let catalog = Catalog::load(&path)?;
+            // Decisions depend on both files, so the hash the audit log records covers both.
+            self.hash = sha256_hex(format!("{}\n{}", self.hash, catalog.hash()).as_bytes());
+            self.catalog = Some(Arc::new(catalog));
+            self.catalog_path = Some(path);
         }
         Ok(())
+    }
+
+    /// The catalog file the policy loaded, to watch for changes.
+    #[must_use]
+    pub fn catalog_path(&self) -> Option<&Path> {
+        self.catalog_path.as_deref()
     }
 
     /// The Docker Hub category catalog, when the policy names one.
@@ -146,6 +157,7 @@ impl Policy {
             layer,
             builtin: false,
             catalog: None,
+            catalog_path: None,
         })
     }
 
@@ -165,6 +177,7 @@ impl Policy {
                         layer: locked_down_layer(),
                         builtin: true,
                         catalog: None,
+                        catalog_path: None,
                     });
                 policy.builtin = true;
                 BUILTIN_SOURCE.clone_into(&mut policy.source_name);
@@ -516,6 +529,7 @@ mod tests {
             layer: locked_down_layer(),
             builtin: false,
             catalog: None,
+            catalog_path: None,
         };
         let s = fallback.effective(None, &ann());
         assert!(s.eci.enabled && s.block_docker_load);
