@@ -113,3 +113,66 @@ fn show_names_the_source_of_each_value() {
     assert_eq!(out.status.code(), Some(1));
     assert!(out.stdout.is_empty());
 }
+
+#[test]
+fn show_engine_config_merges_daemon_options_under_the_hardening() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("admin-settings.json");
+    std::fs::write(
+        &policy,
+        r#"{"configurationFileVersion": 2,
+  "linuxVM": {"dockerDaemonOptions": {"locked": true, "value": "{\"debug\": true, \"log-driver\": \"local\"}"}},
+  "proxy": {"locked": true, "mode": "manual", "http": "http://proxy.corp:3128", "https": "http://proxy.corp:3128", "exclude": "localhost,.corp"}}"#,
+    )
+    .unwrap();
+    let out = Command::new(STOCKADE)
+        .args([
+            "policy",
+            "show",
+            "--engine-config",
+            "--state-dir",
+            "/srv/stk",
+            "--policy",
+        ])
+        .arg(&policy)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let start = stdout.find('{').unwrap();
+    let end = stdout.rfind('}').unwrap();
+    let config: serde_json::Value = serde_json::from_str(&stdout[start..=end]).unwrap();
+    assert_eq!(config["debug"], true);
+    assert_eq!(config["log-driver"], "local");
+    assert_eq!(config["userns-remap"], "default");
+    assert_eq!(
+        config["hosts"],
+        serde_json::json!(["unix:///srv/stk/engine.sock"])
+    );
+    assert!(
+        stdout.contains("HTTPS_PROXY=http://proxy.corp:3128"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("NO_PROXY=localhost,.corp"), "{stdout}");
+
+    // An option that would weaken isolation is a policy error, and the engine never sees it.
+    std::fs::write(
+        &policy,
+        r#"{"configurationFileVersion": 2,
+  "linuxVM": {"dockerDaemonOptions": {"locked": true, "value": "{\"default-runtime\": \"x\"}"}}}"#,
+    )
+    .unwrap();
+    let out = Command::new(STOCKADE)
+        .args(["policy", "show", "--engine-config", "--policy"])
+        .arg(&policy)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("`default-runtime` is managed by stockade")
+    );
+}

@@ -30,13 +30,68 @@ pub enum PolicyCommand {
         /// Print JSON instead of one line per key.
         #[arg(long)]
         json: bool,
+        /// Instead of the settings, print the daemon.json and environment `stockade up` gives
+        /// the managed engine under this policy.
+        #[arg(long, conflicts_with_all = ["user", "json"])]
+        engine_config: bool,
+        /// With --engine-config: the state directory `up` would use.
+        #[arg(long, requires = "engine_config")]
+        state_dir: Option<PathBuf>,
     },
+}
+
+/// What the admin policy gives the managed engine: daemon.json additions and the environment
+/// for its own pulls and pushes (`proxy`).
+///
+/// # Errors
+/// A `proxy` the engine cannot apply (a PAC file): refused rather than ignored, since the
+/// engine would otherwise pull without the proxy the admin asked for.
+pub fn engine_inputs(
+    policy: &Policy,
+) -> Result<(stockade_engine::PolicyOptions, Vec<(String, String)>), Failure> {
+    // Engine-wide settings: only the admin's values count.
+    let settings = policy.effective(None, &UserContext::new(0, "/root"));
+    let locked_on = settings.expose_docker_api_on_tcp2375
+        && matches!(
+            settings.source_of("exposeDockerAPIOnTCP2375.value"),
+            Some((stockade_policy::Source::AdminLocked, _))
+        );
+    let options = stockade_engine::PolicyOptions {
+        daemon_options: settings.daemon_options.clone(),
+        expose_tcp_2375: locked_on,
+    };
+    let proxy = &settings.proxy;
+    if proxy.pac.is_some() || proxy.embedded_pac.is_some() {
+        return Err(Failure::check(
+            "the policy sets proxy.pac or proxy.embeddedPac, which the managed engine's own pulls cannot use yet; set proxy.mode to manual with proxy.http/proxy.https instead".to_owned(),
+        ));
+    }
+    let mut env = Vec::new();
+    if proxy.mode == stockade_policy::ProxyMode::Manual {
+        for (key, value) in [("HTTP_PROXY", &proxy.http), ("HTTPS_PROXY", &proxy.https)] {
+            // An empty manual value means no proxy: clear what the environment may hold.
+            env.push((key.to_owned(), value.clone().unwrap_or_default()));
+            env.push((key.to_ascii_lowercase(), value.clone().unwrap_or_default()));
+        }
+        let exclude = proxy.exclude.join(",");
+        env.push(("NO_PROXY".to_owned(), exclude.clone()));
+        env.push(("no_proxy".to_owned(), exclude));
+    }
+    Ok((options, env))
 }
 
 pub fn run(command: PolicyCommand) -> Result<(), Failure> {
     match command {
         PolicyCommand::Check { file } => check(&file),
-        PolicyCommand::Show { policy, user, json } => show(policy.as_deref(), user, json),
+        PolicyCommand::Show {
+            engine_config: true,
+            policy,
+            state_dir,
+            ..
+        } => show_engine_config(policy.as_deref(), state_dir.as_deref()),
+        PolicyCommand::Show {
+            policy, user, json, ..
+        } => show(policy.as_deref(), user, json),
     }
 }
 
@@ -80,6 +135,42 @@ fn check(file: &Path) -> Result<(), Failure> {
     let _ = writeln!(out, "{}: valid (sha256 {})", file.display(), policy.hash());
     for note in policy.notes() {
         let _ = writeln!(out, "{}: note: {note}", file.display());
+    }
+    Ok(())
+}
+
+fn show_engine_config(policy: Option<&Path>, state_dir: Option<&Path>) -> Result<(), Failure> {
+    let policy = load(policy)?;
+    let (options, env) = engine_inputs(&policy)?;
+    let layout = match state_dir {
+        Some(dir) => stockade_engine::Layout::in_state_dir(dir),
+        None => stockade_engine::Layout::system(),
+    };
+    let config = stockade_engine::daemon_config(
+        &layout,
+        &layout.bridge_name(),
+        &(super::up::DEFAULT_NETWORK_POOL.to_owned(), 24),
+        &options,
+    );
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(
+        out,
+        "# {} (from policy {}, sha256 {})",
+        layout.daemon_json().display(),
+        policy.source_name(),
+        policy.hash()
+    );
+    let _ = writeln!(out, "{config:#}");
+    if env.is_empty() {
+        let _ = writeln!(
+            out,
+            "# environment: proxy.mode is system, dockerd inherits stockade's HTTP_PROXY/HTTPS_PROXY/NO_PROXY"
+        );
+    } else {
+        let _ = writeln!(out, "# environment:");
+        for (key, value) in &env {
+            let _ = writeln!(out, "{key}={value}");
+        }
     }
     Ok(())
 }

@@ -9,6 +9,9 @@ use std::time::Duration;
 use stockade_engine::{BridgeSubnet, EngineSettings, Layout, ManagedEngine};
 use stockade_gateway::{GatewayListener, SocketOwnership};
 
+/// Where user-defined networks get their subnets unless `--network-pool` says otherwise.
+pub const DEFAULT_NETWORK_POOL: &str = "10.214.0.0/16";
+
 /// Flags of `stockade up`.
 #[derive(Debug, clap::Args)]
 pub struct UpArgs {
@@ -20,7 +23,7 @@ pub struct UpArgs {
     #[arg(long, default_value = "10.213.0.1/24")]
     bridge_subnet: BridgeSubnet,
     /// Address pool for user-defined networks, split into /24 networks.
-    #[arg(long, default_value = "10.214.0.0/16")]
+    #[arg(long, default_value = DEFAULT_NETWORK_POOL)]
     network_pool: String,
     /// Group that may connect to the gateway socket (mode 0660).
     #[arg(long, default_value = "docker")]
@@ -45,6 +48,7 @@ pub async fn run(args: UpArgs) -> Result<(), Failure> {
     })?;
     let gid = group_id(&args.group)?;
     let policy = super::policy::load_with_path(args.policy.as_deref())?;
+    let (engine_policy, engine_env) = super::policy::engine_inputs(&policy.0)?;
     let audit = super::serve::open_audit(args.audit_log.as_deref())?;
     let layout = match &args.state_dir {
         Some(dir) => Layout::in_state_dir(&absolute(dir)?),
@@ -56,7 +60,8 @@ pub async fn run(args: UpArgs) -> Result<(), Failure> {
         bridge_subnet: args.bridge_subnet,
         address_pool: (args.network_pool.clone(), 24),
         dockerd,
-        env: Vec::new(),
+        env: engine_env,
+        policy: engine_policy,
         start_timeout: Duration::from_secs(60),
     };
     let mut engine = ManagedEngine::start(settings)

@@ -16,7 +16,9 @@ pub mod safety;
 
 use std::path::PathBuf;
 
-pub use managed::{find_dockerd, BridgeSubnet, EngineSettings, Layout, ManagedEngine};
+pub use managed::{
+    daemon_config, find_dockerd, BridgeSubnet, EngineSettings, Layout, ManagedEngine, PolicyOptions,
+};
 pub use safety::{check_engine, EngineFacts, Isolation};
 
 /// Everything that can go wrong with the engine.

@@ -160,19 +160,59 @@ pub struct EngineSettings {
     pub dockerd: PathBuf,
     /// Extra environment for dockerd (e.g. proxies for its own pulls).
     pub env: Vec<(String, String)>,
+    /// What the admin policy adds to daemon.json.
+    pub policy: PolicyOptions,
     /// How long dockerd may take to answer `/_ping` after it starts.
     pub start_timeout: Duration,
 }
 
-/// The daemon.json of the managed engine. Every key here is a hardening choice; see the comments.
+/// What the admin policy adds to the managed engine's configuration.
+#[derive(Debug, Clone, Default)]
+pub struct PolicyOptions {
+    /// `linuxVM.dockerDaemonOptions`, already checked by the policy; merged *under* the
+    /// hardening keys, which win whatever it says.
+    pub daemon_options: serde_json::Map<String, serde_json::Value>,
+    /// `exposeDockerAPIOnTCP2375`, true and locked by the admin: listen on 127.0.0.1:2375 too
+    /// (unauthenticated, as Docker Desktop does; the gateway is then bypassable on this host).
+    pub expose_tcp_2375: bool,
+}
+
+/// The daemon.json of the managed engine: the policy's daemon options, then every hardening key
+/// on top (see the comments), so no option can override one.
 #[must_use]
-pub fn daemon_config(layout: &Layout, bridge: &str, pool: &(String, u8)) -> serde_json::Value {
-    serde_json::json!({
+pub fn daemon_config(
+    layout: &Layout,
+    bridge: &str,
+    pool: &(String, u8),
+    policy: &PolicyOptions,
+) -> serde_json::Value {
+    let mut merged = policy.daemon_options.clone();
+    // Keys the admin may set; defaults here, the policy's value wins.
+    let defaults = serde_json::json!({
+        "default-address-pools": [{"base": pool.0, "size": pool.1}],
+        "icc": true,
+        "live-restore": false,
+        "shutdown-timeout": 10,
+        "experimental": false,
+        "features": {"buildkit": true},
+        "log-driver": "json-file",
+        "log-opts": {"max-size": "50m", "max-file": "3"}
+    });
+    if let serde_json::Value::Object(defaults) = defaults {
+        for (key, value) in defaults {
+            merged.entry(key).or_insert(value);
+        }
+    }
+    let mut hosts = vec![format!("unix://{}", layout.engine_socket.display())];
+    if policy.expose_tcp_2375 {
+        hosts.push("tcp://127.0.0.1:2375".to_owned());
+    }
+    let hardening = serde_json::json!({
         // Container root is an unprivileged subordinate uid on the host.
         "userns-remap": "default",
-        // Only the private socket; no TCP listener (CVE-2019-5736-style escapes aside, an open
-        // 2375 is the most common Docker host takeover).
-        "hosts": [format!("unix://{}", layout.engine_socket.display())],
+        // Only the private socket; no TCP listener unless the admin locked
+        // exposeDockerAPIOnTCP2375 on (an open 2375 is the most common Docker host takeover).
+        "hosts": hosts,
         // The engine socket is root:root 0660: nobody in the `docker` group can walk around the
         // gateway.
         "group": "root",
@@ -181,28 +221,37 @@ pub fn daemon_config(layout: &Layout, bridge: &str, pool: &(String, u8)) -> serd
         "pidfile": layout.dockerd_pidfile(),
         // A bridge of our own, never docker0, so the engine can run beside another one.
         "bridge": bridge,
-        "default-address-pools": [{"base": pool.0, "size": pool.1}],
         // No iptables/NAT of the engine's own: containers have no route out unless Stockade's
         // egress rules give them one (air-gapped by default), and the host's other engines'
         // chains are left alone.
         "iptables": false,
         "ip-masq": false,
         "ip-forward": false,
-        "icc": true,
         // setuid binaries in containers cannot raise privileges.
         "no-new-privileges": true,
-        // Stopping the engine stops its containers: nothing runs unsupervised after `up` ends.
-        "live-restore": false,
-        "shutdown-timeout": 10,
-        "experimental": false,
-        "features": {"buildkit": true},
         // The engine's BuildKit grants `RUN --network=host` unless told not to, and the
         // Dockerfile travels inside the opaque BuildKit session where the gateway cannot read
         // it: the entitlement is switched off here, where no request can switch it back on.
         "builder": {"Entitlements": {"network-host": false, "security-insecure": false}},
-        "log-driver": "json-file",
-        "log-opts": {"max-size": "50m", "max-file": "3"}
-    })
+    });
+    if let serde_json::Value::Object(hardening) = hardening {
+        for (key, value) in hardening {
+            merged.insert(key, value);
+        }
+    }
+    // Options that would undo isolation for every container are dropped even if a policy
+    // check was somehow skipped.
+    for key in [
+        "runtimes",
+        "default-runtime",
+        "tls",
+        "tlsverify",
+        "bip",
+        "ip6tables",
+    ] {
+        merged.remove(key);
+    }
+    serde_json::Value::Object(merged)
 }
 
 /// A running managed engine. Dropping it without [`ManagedEngine::stop`] kills dockerd.
@@ -234,7 +283,7 @@ impl ManagedEngine {
         // Mounts left by an instance that was killed (we hold the lock: nothing else uses them).
         unmount_under(&layout.state_dir);
         let bridge = layout.bridge_name();
-        let config = daemon_config(layout, &bridge, &settings.address_pool);
+        let config = daemon_config(layout, &bridge, &settings.address_pool, &settings.policy);
         let rendered = serde_json::to_vec_pretty(&config).map_err(|e| EngineError::Io {
             path: layout.daemon_json(),
             source: std::io::Error::other(e),
@@ -654,7 +703,12 @@ mod tests {
     #[test]
     fn daemon_config_is_hardened() {
         let layout = Layout::in_state_dir(Path::new("/tmp/stk"));
-        let config = daemon_config(&layout, "stk0", &("10.214.0.0/16".to_owned(), 24));
+        let config = daemon_config(
+            &layout,
+            "stk0",
+            &("10.214.0.0/16".to_owned(), 24),
+            &PolicyOptions::default(),
+        );
         assert_eq!(config["userns-remap"], "default");
         assert_eq!(
             config["hosts"],
@@ -670,6 +724,49 @@ mod tests {
         assert_eq!(config["live-restore"], false);
         assert_eq!(config["bridge"], "stk0");
         assert_eq!(config["data-root"], "/tmp/stk/data");
+    }
+
+    #[test]
+    fn policy_options_are_merged_under_the_hardening() {
+        let layout = Layout::in_state_dir(Path::new("/tmp/stk"));
+        let options = serde_json::json!({
+            "debug": true,
+            "log-driver": "local",
+            "hosts": ["tcp://0.0.0.0:2375"],
+            "userns-remap": "",
+            "no-new-privileges": false,
+            "iptables": true,
+            "default-runtime": "evil",
+            "builder": {"Entitlements": {"network-host": true}}
+        });
+        let serde_json::Value::Object(daemon_options) = options else {
+            unreachable!()
+        };
+        let policy = PolicyOptions {
+            daemon_options,
+            expose_tcp_2375: false,
+        };
+        let config = daemon_config(&layout, "stk0", &("10.214.0.0/16".to_owned(), 24), &policy);
+        assert_eq!(config["debug"], true);
+        assert_eq!(config["log-driver"], "local");
+        assert_eq!(
+            config["hosts"],
+            serde_json::json!(["unix:///tmp/stk/engine.sock"])
+        );
+        assert_eq!(config["userns-remap"], "default");
+        assert_eq!(config["no-new-privileges"], true);
+        assert_eq!(config["iptables"], false);
+        assert!(config.get("default-runtime").is_none());
+        assert_eq!(config["builder"]["Entitlements"]["network-host"], false);
+        let exposed = PolicyOptions {
+            expose_tcp_2375: true,
+            ..PolicyOptions::default()
+        };
+        let config = daemon_config(&layout, "stk0", &("10.214.0.0/16".to_owned(), 24), &exposed);
+        assert_eq!(
+            config["hosts"],
+            serde_json::json!(["unix:///tmp/stk/engine.sock", "tcp://127.0.0.1:2375"])
+        );
     }
 
     #[test]

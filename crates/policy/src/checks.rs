@@ -373,8 +373,29 @@ pub(crate) const TRANSPARENT_PORTS: StrRule = StrRule {
     description: "container TCP ports sent through the proxy: \"*\" or a comma-separated list such as \"80,443\"",
 };
 
-/// Daemon options that Stockade's hardening sets and a policy cannot change (DESIGN.md §3).
-const HARDENING_KEYS: [&str; 2] = ["hosts", "userns-remap"];
+/// Daemon options that Stockade's hardening or its layout sets and a policy cannot change
+/// (DESIGN.md §3): where the engine listens and who may open it, user namespaces, where its
+/// state lives, its bridge and its (absent) packet filtering, which the egress rules rely on,
+/// and the runtimes and builder entitlements that would undo container isolation.
+pub const MANAGED_DAEMON_OPTIONS: [&str; 17] = [
+    "hosts",
+    "tls",
+    "tlsverify",
+    "userns-remap",
+    "group",
+    "data-root",
+    "exec-root",
+    "pidfile",
+    "bridge",
+    "bip",
+    "iptables",
+    "ip6tables",
+    "ip-forward",
+    "ip-masq",
+    "builder",
+    "runtimes",
+    "default-runtime",
+];
 
 /// `linuxVM.dockerDaemonOptions.value`: a JSON object written as a string.
 pub(crate) const DAEMON_OPTIONS: StrRule = StrRule {
@@ -408,16 +429,29 @@ fn check_daemon_options(s: &str) -> Result<(), String> {
         ));
     };
     for member in members {
-        if HARDENING_KEYS.contains(&member.key.as_str()) {
+        if MANAGED_DAEMON_OPTIONS.contains(&member.key.as_str()) {
             return Err(format!(
                 "daemon option `{}` is managed by stockade and cannot be set: remove it",
                 member.key
             ));
         }
-        if member.key == "no-new-privileges" && member.value.kind != Kind::Bool(true) {
-            return Err(
-                "daemon option `no-new-privileges` is managed by stockade and can only be true: remove it".to_owned(),
-            );
+        let text = match &member.value.kind {
+            Kind::String(s) => Some(s.as_str()),
+            _ => None,
+        };
+        let weakening = match member.key.as_str() {
+            "no-new-privileges" => member.value.kind != Kind::Bool(true),
+            // Each of these would switch a container protection off for every container.
+            "seccomp-profile" => text == Some("unconfined"),
+            "default-cgroupns-mode" => text == Some("host"),
+            "default-ipc-mode" => text == Some("host"),
+            _ => false,
+        };
+        if weakening {
+            return Err(format!(
+                "daemon option `{}` would weaken every container's isolation and cannot have this value: remove it",
+                member.key
+            ));
         }
     }
     Ok(())
@@ -550,6 +584,21 @@ pub(crate) mod tests {
         assert!(check_daemon_options("{\"a\":1,\"a\":2}")
             .unwrap_err()
             .contains("repeats"));
+        for weak in [
+            "{\"builder\": {}}",
+            "{\"default-runtime\": \"x\"}",
+            "{\"iptables\": true}",
+            "{\"seccomp-profile\": \"unconfined\"}",
+            "{\"default-ipc-mode\": \"host\"}",
+            "{\"default-cgroupns-mode\": \"host\"}",
+            "{\"data-root\": \"/x\"}",
+        ] {
+            assert!(check_daemon_options(weak).is_err(), "{weak}");
+        }
+        assert_eq!(
+            check_daemon_options("{\"debug\": true, \"registry-mirrors\": [\"https://m\"], \"default-ipc-mode\": \"private\"}"),
+            Ok(())
+        );
         assert!(check_daemon_options("{\"hosts\": []}")
             .unwrap_err()
             .contains("`hosts`"));
@@ -558,6 +607,6 @@ pub(crate) mod tests {
             .contains("`userns-remap`"));
         assert!(check_daemon_options("{\"no-new-privileges\": false}")
             .unwrap_err()
-            .contains("can only be true"));
+            .contains("would weaken every container"));
     }
 }
