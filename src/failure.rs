@@ -18,6 +18,15 @@ impl Failure {
         }
     }
 
+    /// Exit 1 with nothing more to say: the command already printed the outcome (a denial
+    /// from `policy explain`).
+    pub fn check_silent() -> Self {
+        Self {
+            code: 1,
+            message: String::new(),
+        }
+    }
+
     /// Exit 2: the command line is wrong.
     pub fn usage(message: impl Into<String>) -> Self {
         Self {

@@ -78,7 +78,9 @@ fn main() -> ExitCode {
 }
 
 fn report(failure: &Failure) -> ExitCode {
-    let _ = writeln!(std::io::stderr(), "stockade: {}", failure.message);
+    if !failure.message.is_empty() {
+        let _ = writeln!(std::io::stderr(), "stockade: {}", failure.message);
+    }
     ExitCode::from(failure.code)
 }
 

@@ -176,3 +176,128 @@ fn show_engine_config_merges_daemon_options_under_the_hardening() {
         String::from_utf8_lossy(&out.stderr).contains("`default-runtime` is managed by stockade")
     );
 }
+
+fn explain(args: &[&str], stdin: Option<&str>) -> (Option<i32>, String) {
+    use std::io::Write as _;
+    let mut child = Command::new(STOCKADE)
+        .args(["policy", "explain"])
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    input.write_all(stdin.unwrap_or("").as_bytes()).unwrap();
+    drop(input);
+    let out = child.wait_with_output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code(), text)
+}
+
+#[test]
+fn explain_gives_the_decision_and_the_rule() {
+    let policy =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("crates/policy/default-admin-settings.json");
+    let p = policy.to_str().unwrap();
+    for (args, stdin, code, words) in [
+        (
+            vec!["--", "docker", "run", "--rm", "--privileged", "busybox"],
+            None,
+            1,
+            "rule: eci.privileged",
+        ),
+        (
+            vec!["--", "docker", "run", "--cap-add=SYS_ADMIN", "busybox"],
+            None,
+            1,
+            "rule: eci.capabilities",
+        ),
+        (
+            vec![
+                "--", "docker", "run", "-it", "--rm", "--tmpfs", "/t", "busybox", "sh",
+            ],
+            None,
+            0,
+            "decision: allow",
+        ),
+        (
+            vec!["--", "docker", "pull", "quay.io/x/y:1"],
+            None,
+            1,
+            "registry access to quay.io is not allowed",
+        ),
+        (
+            vec!["--", "docker", "exec", "--privileged", "c", "sh"],
+            None,
+            1,
+            "rule: eci.exec_privileged",
+        ),
+        (
+            vec!["--", "docker", "load", "-i", "/nonexistent"],
+            None,
+            2,
+            "cannot read /nonexistent",
+        ),
+        (
+            vec!["--route", "POST /v1.43/containers/create"],
+            Some(r#"{"Image":"busybox","HostConfig":{"IpcMode":"host"}}"#),
+            1,
+            "IpcMode=host",
+        ),
+        (
+            vec!["--route", "POST /containers/create"],
+            Some(r#"{"Image":"x","image":"y"}"#),
+            1,
+            "malformed",
+        ),
+        (vec!["--route", "GET /plugins"], None, 1, "rule: route"),
+        (
+            vec!["--", "docker", "run", "--no-such-flag", "x"],
+            None,
+            2,
+            "does not know the docker run flag",
+        ),
+    ] {
+        let mut all = vec!["--policy", p];
+        all.extend(&args);
+        let (status, text) = explain(&all, stdin);
+        assert_eq!(status, Some(code), "{args:?}: {text}");
+        assert!(text.contains(words), "{args:?}: {text}");
+    }
+    // A build: the Dockerfile is read from the context directory.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("Dockerfile"),
+        "ARG R=docker.io\nFROM ${R}/library/busybox\n",
+    )
+    .unwrap();
+    let ctx = dir.path().to_str().unwrap();
+    let (status, text) = explain(
+        &["--policy", p, "--", "docker", "build", "-t", "x", ctx],
+        None,
+    );
+    assert_eq!(status, Some(0), "{text}");
+    let (status, text) = explain(
+        &[
+            "--policy",
+            p,
+            "--",
+            "docker",
+            "build",
+            "--build-arg",
+            "R=ghcr.io",
+            ctx,
+        ],
+        None,
+    );
+    assert_eq!(status, Some(1), "{text}");
+    assert!(
+        text.contains("registry access to ghcr.io is not allowed (Dockerfile line 2: FROM"),
+        "{text}"
+    );
+}

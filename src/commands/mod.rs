@@ -3,6 +3,7 @@
 pub mod audit;
 pub mod bench;
 pub mod doctor;
+pub mod explain;
 pub mod policy;
 pub mod serve;
 pub mod up;

@@ -38,6 +38,10 @@ pub enum PolicyCommand {
         #[arg(long, requires = "engine_config")]
         state_dir: Option<PathBuf>,
     },
+    /// The decision and the rule that made it for one request, without an engine: an Engine
+    /// API request (`--route 'POST /containers/create'`, body on stdin) or docker CLI arguments
+    /// (`-- docker run --privileged busybox`). Exit 0 when allowed, 1 when denied.
+    Explain(super::explain::ExplainArgs),
 }
 
 /// What the admin policy gives the managed engine: daemon.json additions and the environment
@@ -83,6 +87,7 @@ pub fn engine_inputs(
 pub fn run(command: PolicyCommand) -> Result<(), Failure> {
     match command {
         PolicyCommand::Check { file } => check(&file),
+        PolicyCommand::Explain(args) => super::explain::run(&args),
         PolicyCommand::Show {
             engine_config: true,
             policy,
