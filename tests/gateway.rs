@@ -115,6 +115,10 @@ fn main() {
             serve_refuses_world_writable_engine_socket,
         ),
         (
+            "serve_refuses_a_policy_others_can_change",
+            serve_refuses_a_policy_others_can_change,
+        ),
+        (
             "gateway_socket_mode_and_non_root_callers",
             gateway_socket_mode_and_non_root_callers,
         ),
@@ -146,6 +150,10 @@ fn main() {
         (
             "image_access_follows_the_catalog",
             image_access_follows_the_catalog,
+        ),
+        (
+            "user_settings_apply_to_their_owner_only",
+            user_settings_apply_to_their_owner_only,
         ),
         ("bench_smoke_run_checks_bytes", bench_smoke_run_checks_bytes),
         ("up_refuses_non_root", up_refuses_non_root),
@@ -2121,4 +2129,245 @@ fn image_access_follows_the_catalog(rig: &Rig) -> Outcome {
     drop(gateway);
     let _ = std::fs::remove_dir_all(&dir);
     result
+}
+
+/// A throw-away system user with a home directory, removed (with the home) when dropped.
+struct TestUser {
+    name: String,
+    uid: u32,
+    home: PathBuf,
+}
+
+impl TestUser {
+    fn create() -> Result<Self, Failed> {
+        let name = format!("stk{}", std::process::id());
+        let home = scratch_dir("home")?.join(&name);
+        let done = run_with_timeout(
+            std::process::Command::new("useradd")
+                .args([
+                    "--system",
+                    "--create-home",
+                    "--shell",
+                    "/bin/sh",
+                    "--home-dir",
+                ])
+                .arg(&home)
+                .arg(&name),
+            None,
+            SHORT,
+        )?;
+        ensure(done.success(), || format!("useradd: {}", done.describe()))?;
+        let uid = nix::unistd::User::from_name(&name)?
+            .ok_or("the new user is not in the password database")?
+            .uid
+            .as_raw();
+        Ok(Self { name, uid, home })
+    }
+
+    /// The docker CLI as this user (in the docker group), pointed at `socket`.
+    fn docker(
+        &self,
+        socket: &Path,
+        args: &[&str],
+    ) -> Result<stockade_test_support::Finished, Failed> {
+        let docker_gid = nix::unistd::Group::from_name("docker")?
+            .ok_or("no docker group")?
+            .gid
+            .as_raw();
+        let mut command = std::process::Command::new("setpriv");
+        command
+            .args([
+                "--reuid",
+                &self.uid.to_string(),
+                "--regid",
+                &self.uid.to_string(),
+            ])
+            .args(["--groups", &docker_gid.to_string(), "docker"])
+            .args(args)
+            .env("DOCKER_HOST", format!("unix://{}", socket.display()))
+            .env("DOCKER_CONFIG", self.home.join(".docker"))
+            .env("HOME", &self.home);
+        Ok(run_with_timeout(&mut command, None, LONG)?)
+    }
+
+    fn write_settings(&self, text: &str) -> Outcome {
+        let dir = self.home.join(".config/stockade");
+        std::fs::create_dir_all(&dir)?;
+        let file = dir.join("settings.json");
+        std::fs::write(&file, text)?;
+        for path in [self.home.join(".config"), dir, file] {
+            nix::unistd::chown(
+                &path,
+                Some(nix::unistd::Uid::from_raw(self.uid)),
+                Some(nix::unistd::Gid::from_raw(self.uid)),
+            )?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for TestUser {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("userdel")
+            .arg(&self.name)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status();
+        if let Some(parent) = self.home.parent() {
+            let _ = std::fs::remove_dir_all(parent);
+        }
+    }
+}
+
+/// A real non-root user's own settings file, read by the gateway for that caller's uid: an
+/// unlocked setting the user changes applies to them only, a locked one does not move, and
+/// `$HOME` in the shared directories is their home. Judged by what the engine holds.
+fn user_settings_apply_to_their_owner_only(rig: &Rig) -> Outcome {
+    let user = TestUser::create()?;
+    let dir = scratch_dir("usr-gw")?;
+    let policy = dir.join("policy.json");
+    std::fs::write(
+        &policy,
+        stockade_test_support::rig_policy(&[(
+            "blockDockerLoad",
+            serde_json::json!({"locked": false, "value": true}),
+        )]),
+    )?;
+    let gateway = Gateway::start(
+        &rig.stockade,
+        &rig.engine.socket(),
+        &dir.join("docker.sock"),
+        &["--policy", &policy.to_string_lossy()],
+    )?;
+    let result = (|| -> Outcome {
+        let direct = rig.engine_cli();
+        let socket = gateway.socket();
+        user.write_settings(
+            r#"{"blockDockerLoad": {"value": false}, "enhancedContainerIsolation": {"value": false}}"#,
+        )?;
+        let name = unique("user-load");
+        must(&direct, &["tag", TEST_IMAGE, &name])?;
+        let archive = user.home.join("image.tar");
+        must(&direct, &["save", "-o", &archive.to_string_lossy(), &name])?;
+        nix::unistd::chown(&archive, Some(nix::unistd::Uid::from_raw(user.uid)), None)?;
+        must(&direct, &["rmi", &name])?;
+        // root has no settings file: the admin default blocks the load.
+        let as_root = gateway
+            .cli()
+            .run(&["load", "-i", &archive.to_string_lossy()], None, LONG)?;
+        ensure(
+            !as_root.success() && as_root.stderr.contains("blockDockerLoad"),
+            || format!("root's load: {}", as_root.describe()),
+        )?;
+        ensure(
+            !direct
+                .run(&["image", "inspect", &name], None, SHORT)?
+                .success(),
+            || "root's refused load created the image".into(),
+        )?;
+        // The user unblocked it for themselves.
+        let loaded = user.docker(socket, &["load", "-i", &archive.to_string_lossy()])?;
+        let present = direct
+            .run(&["image", "inspect", &name], None, SHORT)?
+            .success();
+        let _ = direct.run(&["rmi", &name], None, SHORT);
+        ensure(loaded.success() && present, || {
+            format!("the user's load: {}", loaded.describe())
+        })?;
+        // ECI is locked on by the built-in default: the user's value is ignored.
+        let before = must(&direct, &["ps", "-aq"])?;
+        let privileged =
+            user.docker(socket, &["run", "--rm", "--privileged", TEST_IMAGE, "true"])?;
+        ensure(
+            !privileged.success()
+                && privileged
+                    .stderr
+                    .contains("privileged containers are not allowed"),
+            || format!("the user's privileged run: {}", privileged.describe()),
+        )?;
+        // $HOME is the caller's home: the user may mount their own, not root's.
+        std::fs::write(user.home.join("mine.txt"), "user file\n")?;
+        let own = user.docker(
+            socket,
+            &[
+                "run",
+                "--rm",
+                "-v",
+                &format!("{}:/h:ro", user.home.display()),
+                TEST_IMAGE,
+                "cat",
+                "/h/mine.txt",
+            ],
+        )?;
+        ensure(own.success() && own.stdout.contains("user file"), || {
+            format!("the user's own home: {}", own.describe())
+        })?;
+        let roots = user.docker(
+            socket,
+            &["run", "--rm", "-v", "/root:/h", TEST_IMAGE, "true"],
+        )?;
+        ensure(
+            !roots.success() && roots.stderr.contains("filesharingAllowedDirectories"),
+            || format!("root's home by the user: {}", roots.describe()),
+        )?;
+        let after = must(&direct, &["ps", "-aq"])?;
+        ensure(before == after, || "a refused run left a container".into())?;
+        // A settings file the user does not own is not read (it could be anyone's words).
+        nix::unistd::chown(
+            &user.home.join(".config/stockade/settings.json"),
+            Some(nix::unistd::Uid::from_raw(0)),
+            None,
+        )?;
+        let name2 = unique("user-load2");
+        must(&direct, &["tag", TEST_IMAGE, &name2])?;
+        must(&direct, &["save", "-o", &archive.to_string_lossy(), &name2])?;
+        nix::unistd::chown(&archive, Some(nix::unistd::Uid::from_raw(user.uid)), None)?;
+        must(&direct, &["rmi", &name2])?;
+        let mut last = String::new();
+        let refused = wait_for(|| {
+            let out = user.docker(socket, &["load", "-i", &archive.to_string_lossy()])?;
+            let _ = direct.run(&["rmi", &name2], None, SHORT);
+            last = out.describe();
+            Ok(!out.success() && out.stderr.contains("blockDockerLoad"))
+        })?;
+        ensure(refused, || {
+            format!(
+                "a settings file owned by root was honoured for the user: {last}\n{}",
+                gateway.log()
+            )
+        })
+    })();
+    drop(gateway);
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+/// A policy file that someone other than root could rewrite is not enforced: `serve` refuses to
+/// start on it, naming the fix.
+fn serve_refuses_a_policy_others_can_change(rig: &Rig) -> Outcome {
+    let dir = scratch_dir("policy-mode")?;
+    let policy = dir.join("admin-settings.json");
+    std::fs::write(&policy, stockade_test_support::rig_policy(&[]))?;
+    std::fs::set_permissions(&policy, std::fs::Permissions::from_mode(0o664))?;
+    let mut command = std::process::Command::new(STOCKADE);
+    command.args([
+        "serve",
+        "--engine",
+        &format!("unix://{}", rig.engine.socket().display()),
+        "--listen",
+        &format!("unix://{}", dir.join("refused.sock").display()),
+        "--policy",
+        &policy.to_string_lossy(),
+    ]);
+    let done = run_with_timeout(&mut command, None, SHORT);
+    let _ = std::fs::remove_dir_all(&dir);
+    let done = done?;
+    ensure(
+        done.code == Some(3)
+            && done
+                .stderr
+                .contains("can be changed by someone other than root")
+            && done.stderr.contains("chmod 0644"),
+        || done.describe(),
+    )
 }

@@ -274,10 +274,7 @@ type Parsed<'a> = (Vec<(String, Option<&'a str>)>, Vec<&'a str>);
 
 /// Splits `--flag=value`, `--flag value`, `-f value`, `-abc` into (flag, value) pairs up to the
 /// first operand; `value_flags` lists the flags that take a value.
-fn flags<'a>(
-    args: &[&'a str],
-    value_flags: &[&str],
-) -> Result<Parsed<'a>, Failure> {
+fn flags<'a>(args: &[&'a str], value_flags: &[&str]) -> Result<Parsed<'a>, Failure> {
     let mut out = Vec::new();
     let mut i = 0;
     while i < args.len() {

@@ -124,6 +124,10 @@ pub fn load_with_path(path: Option<&Path>) -> Result<(Policy, Option<PathBuf>), 
             path.display()
         ))
     })?;
+    stockade_policy::check_admin_file_owner(&path).map_err(Failure::unsafe_env)?;
+    if let Some(catalog) = policy.catalog_path() {
+        stockade_policy::check_admin_file_owner(catalog).map_err(Failure::unsafe_env)?;
+    }
     Ok((policy, Some(path)))
 }
 

@@ -166,7 +166,16 @@ async fn watch_policy(
             continue;
         }
         seen = stamp;
-        match stockade_policy::Policy::load(&path) {
+        let loaded = stockade_policy::Policy::load(&path)
+            .map_err(|e| e.to_string())
+            .and_then(|policy| {
+                stockade_policy::check_admin_file_owner(&path)?;
+                if let Some(catalog) = policy.catalog_path() {
+                    stockade_policy::check_admin_file_owner(catalog)?;
+                }
+                Ok(policy)
+            });
+        match loaded {
             Ok(policy) => {
                 if policy.hash() == handle.current().hash() {
                     continue;

@@ -215,6 +215,43 @@ impl Policy {
     }
 }
 
+/// Refuses an admin policy file that someone other than root could change: the file must be
+/// owned by root and not writable by group or others, and so must every directory above it
+/// (a directory with the sticky bit, such as `/tmp`, protects root's files in it). Otherwise
+/// whoever can write there could rewrite the policy the gateway enforces.
+///
+/// # Errors
+/// A sentence naming the path and the fix.
+pub fn check_admin_file_owner(path: &Path) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
+    let absolute = std::path::absolute(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let meta = std::fs::metadata(&absolute)
+        .map_err(|e| format!("cannot read {}: {e}", absolute.display()))?;
+    if meta.uid() != 0 || meta.mode() & 0o022 != 0 {
+        return Err(format!(
+            "the policy file {} can be changed by someone other than root (owner uid {}, mode {:o}): run `chown root:root {0} && chmod 0644 {0}`",
+            absolute.display(),
+            meta.uid(),
+            meta.mode() & 0o7777
+        ));
+    }
+    let mut dir = absolute.parent();
+    while let Some(d) = dir {
+        let meta = std::fs::metadata(d).map_err(|e| format!("cannot read {}: {e}", d.display()))?;
+        let sticky = meta.mode() & 0o1000 != 0;
+        if meta.uid() != 0 || (meta.mode() & 0o022 != 0 && !sticky) {
+            return Err(format!(
+                "the directory {} holding the policy can be changed by someone other than root (owner uid {}, mode {:o}): make it root-owned and not group- or world-writable",
+                d.display(),
+                meta.uid(),
+                meta.mode() & 0o7777
+            ));
+        }
+        dir = d.parent();
+    }
+    Ok(())
+}
+
 /// A user's settings file: the admin file's keys and shapes without `locked`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct UserSettings {
