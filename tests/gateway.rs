@@ -1292,7 +1292,13 @@ struct RunningUp {
 
 impl RunningUp {
     fn start(tag: &str) -> Result<Self, Failed> {
+        Self::start_with(tag, &[])
+    }
+
+    fn start_with(tag: &str, policy: &[(&str, serde_json::Value)]) -> Result<Self, Failed> {
         let dir = scratch_dir(tag)?;
+        let policy_file = dir.join("policy.json");
+        std::fs::write(&policy_file, stockade_test_support::rig_policy(policy))?;
         let subnet = stockade_test_support::free_subnet()?;
         let log = dir.join("up.log");
         let out = dir.join("up.out");
@@ -1307,6 +1313,8 @@ impl RunningUp {
                 &subnet,
                 "--network-pool",
                 "10.232.0.0/16",
+                "--policy",
+                &policy_file.to_string_lossy(),
             ])
             .stdin(std::process::Stdio::null())
             .stdout(std::fs::File::create(&out)?)
@@ -1417,7 +1425,23 @@ fn up_stops_when_its_engine_dies(_rig: &Rig) -> Outcome {
 }
 
 fn up_starts_and_stops_cleanly(_rig: &Rig) -> Outcome {
-    let mut up = RunningUp::start("up")?;
+    // The policy's daemon options and engine proxy reach the managed engine; the hardening
+    // stays whatever the options say.
+    let mut up = RunningUp::start_with(
+        "up",
+        &[
+            (
+                "linuxVM",
+                serde_json::json!({"dockerDaemonOptions": {"locked": true,
+                    "value": "{\"labels\": [\"stockade-test=1\"]}"}}),
+            ),
+            (
+                "proxy",
+                serde_json::json!({"locked": true, "mode": "manual",
+                    "http": "http://127.0.0.1:9", "https": "http://127.0.0.1:9", "exclude": "localhost"}),
+            ),
+        ],
+    )?;
     let state = up.state.clone();
     let dockerd = up.dockerd_pid()?;
     let bridge = up.bridge()?;
@@ -1425,6 +1449,18 @@ fn up_starts_and_stops_cleanly(_rig: &Rig) -> Outcome {
     let cli = Docker::new(&state.join("docker.sock"));
     let ran = must(&cli, &["run", "--rm", TEST_IMAGE, "echo", "through-up"])?;
     ensure(ran == "through-up\n", || format!("got {ran:?}"))?;
+    let info = must(
+        &cli,
+        &[
+            "info",
+            "--format",
+            "{{.Labels}} {{.HTTPSProxy}} {{.SecurityOptions}}",
+        ],
+    )?;
+    ensure(
+        info.contains("stockade-test=1") && info.contains("127.0.0.1:9") && info.contains("userns"),
+        || format!("docker info through up: {info}"),
+    )?;
     // A second instance on the same state directory is refused.
     let mut second = std::process::Command::new(STOCKADE);
     second.args([
