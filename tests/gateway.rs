@@ -155,6 +155,10 @@ fn main() {
             "user_settings_apply_to_their_owner_only",
             user_settings_apply_to_their_owner_only,
         ),
+        (
+            "containers_join_only_their_owners_containers",
+            containers_join_only_their_owners_containers,
+        ),
         ("bench_smoke_run_checks_bytes", bench_smoke_run_checks_bytes),
         ("up_refuses_non_root", up_refuses_non_root),
         ("up_starts_and_stops_cleanly", up_starts_and_stops_cleanly),
@@ -2406,4 +2410,162 @@ fn serve_refuses_a_policy_others_can_change(rig: &Rig) -> Outcome {
             && done.stderr.contains("chmod 0644"),
         || done.describe(),
     )
+}
+
+/// Ownership: what a caller creates through the gateway carries their uid in a label no request
+/// may set; joining a container (its network namespace, its volumes, a link) is allowed with
+/// one's own containers only; containers made some other way belong to nobody.
+fn containers_join_only_their_owners_containers(rig: &Rig) -> Outcome {
+    let direct = rig.engine_cli();
+    let cli = rig.cli();
+    let mine = sleeper(rig, "own")?;
+    let foreign = unique("foreign");
+    must(
+        &direct,
+        &["run", "-d", "--name", &foreign, TEST_IMAGE, "sleep", "300"],
+    )?;
+    let user = TestUser::create()?;
+    let result = (|| -> Outcome {
+        let label = must(
+            &direct,
+            &[
+                "inspect",
+                "-f",
+                "{{index .Config.Labels \"io.stockade.owner\"}}",
+                &mine,
+            ],
+        )?;
+        ensure(label.trim() == "0", || {
+            format!("owner label of root's container: {label:?}")
+        })?;
+        for args in [
+            vec![
+                "run",
+                "--rm",
+                "--network",
+                &format!("container:{mine}"),
+                TEST_IMAGE,
+                "true",
+            ],
+            vec![
+                "run",
+                "--rm",
+                "--volumes-from",
+                &format!("{mine}:ro"),
+                TEST_IMAGE,
+                "true",
+            ],
+        ] {
+            must(&cli, &args)?;
+        }
+        let before = must(&direct, &["ps", "-aq"])?;
+        let refused = |out: stockade_test_support::Finished, what: &str| -> Outcome {
+            ensure(
+                !out.success() && out.stderr.contains("is not yours"),
+                || format!("{what}: {}", out.describe()),
+            )
+        };
+        refused(
+            cli.run(
+                &[
+                    "run",
+                    "--rm",
+                    "--network",
+                    &format!("container:{foreign}"),
+                    TEST_IMAGE,
+                    "true",
+                ],
+                None,
+                SHORT,
+            )?,
+            "root joining a container made outside the gateway",
+        )?;
+        let socket = rig.gateway.socket();
+        refused(
+            user.docker(
+                socket,
+                &[
+                    "run",
+                    "--rm",
+                    "--network",
+                    &format!("container:{mine}"),
+                    TEST_IMAGE,
+                    "true",
+                ],
+            )?,
+            "another user joining root's network namespace",
+        )?;
+        refused(
+            user.docker(
+                socket,
+                &["run", "--rm", "--volumes-from", &mine, TEST_IMAGE, "true"],
+            )?,
+            "another user taking root's volumes",
+        )?;
+        refused(
+            user.docker(
+                socket,
+                &[
+                    "run",
+                    "--rm",
+                    "--link",
+                    &format!("{mine}:db"),
+                    TEST_IMAGE,
+                    "true",
+                ],
+            )?,
+            "another user linking to root's container",
+        )?;
+        let forged = cli.run(
+            &[
+                "run",
+                "--rm",
+                "--label",
+                "io.stockade.owner=1234",
+                TEST_IMAGE,
+                "true",
+            ],
+            None,
+            SHORT,
+        )?;
+        ensure(
+            !forged.success() && forged.stderr.contains("set by stockade"),
+            || format!("a forged owner label: {}", forged.describe()),
+        )?;
+        let after = must(&direct, &["ps", "-aq"])?;
+        ensure(before == after, || "a refused join left a container".into())?;
+        // Volumes and networks carry the label too.
+        let volume = unique("ownvol");
+        let network = unique("ownnet");
+        must(&cli, &["volume", "create", &volume])?;
+        must(&cli, &["network", "create", &network])?;
+        let vlabel = must(
+            &direct,
+            &[
+                "volume",
+                "inspect",
+                "-f",
+                "{{index .Labels \"io.stockade.owner\"}}",
+                &volume,
+            ],
+        );
+        let nlabel = must(
+            &direct,
+            &[
+                "network",
+                "inspect",
+                "-f",
+                "{{index .Labels \"io.stockade.owner\"}}",
+                &network,
+            ],
+        );
+        let _ = direct.run(&["volume", "rm", &volume], None, SHORT);
+        let _ = direct.run(&["network", "rm", &network], None, SHORT);
+        ensure(vlabel?.trim() == "0" && nlabel?.trim() == "0", || {
+            "volume or network without the owner label".into()
+        })
+    })();
+    remove(rig, &mine);
+    remove(rig, &foreign);
+    result
 }

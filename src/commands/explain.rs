@@ -85,10 +85,18 @@ pub fn run(args: &ExplainArgs) -> Result<(), Failure> {
         ))
     })?;
     request.archive = translated.archive;
+    if let Err(d) = rules::stamp_owner(&mut request, uid) {
+        return Err(deny_exit(&d.reason, d.rule));
+    }
     // No engine is asked: images are judged by name, as if none were present.
     let images: BTreeMap<String, ImageLookup> = rules::images_to_look_up(&request)
         .into_iter()
         .map(|name| (name, ImageLookup::Missing))
+        .collect();
+    // Nor who owns a container: joining one is judged as if it were not the caller's.
+    let containers: BTreeMap<String, Option<u32>> = rules::containers_to_look_up(&request)
+        .into_iter()
+        .map(|name| (name, None))
         .collect();
     let resolve = |p: &Path| std::fs::canonicalize(p).ok();
     let protected = [
@@ -104,6 +112,8 @@ pub fn run(args: &ExplainArgs) -> Result<(), Failure> {
         catalog: policy.catalog(),
         images: &images,
         engine_pulls_filtered: false,
+        caller: uid,
+        containers: &containers,
     };
     let decision = rules::decide(&request, &ctx);
     let mut out = std::io::stdout().lock();

@@ -234,7 +234,7 @@ impl Connection {
             let first = if needs_archive {
                 None
             } else {
-                self.judge(&checked, &BTreeMap::new())
+                self.judge(&checked, &Facts::default())
             };
             if let Some(refusal) = first {
                 return self
@@ -290,7 +290,7 @@ impl Connection {
                             .await;
                     }
                 };
-                let checked =
+                let mut checked =
                     match stockade_engine_api::Request::new(route.clone(), &raw_query, &bytes) {
                         Ok(checked) => checked,
                         Err(e) => {
@@ -305,15 +305,28 @@ impl Connection {
                                 .await;
                         }
                     };
-                let images = match self.look_up_images(&checked).await {
-                    Ok(images) => images,
+                // What the caller creates is labelled as theirs; a request may not set the
+                // label itself.
+                if let Err(d) = stockade_policy::rules::stamp_owner(&mut checked, self.peer.uid) {
+                    return self
+                        .answer_read(
+                            &method,
+                            &path,
+                            operation,
+                            started,
+                            Refusal::Denied(d.reason),
+                        )
+                        .await;
+                }
+                let facts = match self.look_up_facts(&checked).await {
+                    Ok(facts) => facts,
                     Err(refusal) => {
                         return self
                             .answer_read(&method, &path, operation, started, refusal)
                             .await;
                     }
                 };
-                if let Some(refusal) = self.judge(&checked, &images) {
+                if let Some(refusal) = self.judge(&checked, &facts) {
                     return self
                         .answer_read(&method, &path, operation, started, refusal)
                         .await;
@@ -448,29 +461,110 @@ impl Connection {
         .map_err(spool_refusal)?;
         let (file, facts) = file.inspect(checked).await.map_err(spool_refusal)?;
         checked.archive = Some(facts);
-        let images = self.look_up_images(checked).await?;
-        match self.judge(checked, &images) {
+        let facts = self.look_up_facts(checked).await?;
+        match self.judge(checked, &facts) {
             Some(refusal) => Err(refusal),
             None => Ok(file),
         }
     }
 
-    /// What the engine's store holds under each image name the rules need (a create's image,
-    /// a build's base images), so that images are judged by where they came from (their
-    /// `RepoDigests`), not by the name they are used under.
-    async fn look_up_images(
+    /// The facts from the engine the rules need: what its store holds under each image name
+    /// (a create's image, a build's base images), so that images are judged by where they came
+    /// from (their `RepoDigests`), not by the name they are used under; and who owns each
+    /// container a create wants to join.
+    async fn look_up_facts(
         &self,
         request: &stockade_engine_api::Request,
-    ) -> Result<BTreeMap<String, ImageLookup>, Refusal> {
-        let mut images = BTreeMap::new();
+    ) -> Result<Facts, Refusal> {
+        let mut facts = Facts::default();
         for name in stockade_policy::rules::images_to_look_up(request) {
-            if images.contains_key(&name) {
+            if facts.images.contains_key(&name) {
                 continue;
             }
             let found = self.look_up_image(&name).await?;
-            images.insert(name, found);
+            facts.images.insert(name, found);
         }
-        Ok(images)
+        for name in stockade_policy::rules::containers_to_look_up(request) {
+            if facts.containers.contains_key(&name) {
+                continue;
+            }
+            let owner = self.look_up_owner(&name).await?;
+            facts.containers.insert(name, owner);
+        }
+        Ok(facts)
+    }
+
+    /// The owner label of a container, `None` when it has none or does not exist.
+    async fn look_up_owner(&self, name: &str) -> Result<Option<u32>, Refusal> {
+        let failed = |what: &dyn std::fmt::Display| {
+            Refusal::Denied(format!(
+                "enhanced container isolation: the owner of container {name:?} could not be looked up ({what}); try again"
+            ))
+        };
+        // Container names and IDs are [a-zA-Z0-9][a-zA-Z0-9_.-]*; anything else names nothing
+        // and is not spliced into a path.
+        let valid = !name.is_empty()
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
+        if !valid {
+            return Ok(None);
+        }
+        let (status, body) = self
+            .engine_get(&format!("/containers/{name}/json"))
+            .await?
+            .map_err(|e| failed(&e))?;
+        match status {
+            StatusCode::NOT_FOUND => Ok(None),
+            StatusCode::OK => {
+                let inspect: serde_json::Value =
+                    serde_json::from_slice(&body).map_err(|e| failed(&e))?;
+                Ok(
+                    inspect["Config"]["Labels"][stockade_policy::rules::OWNER_LABEL]
+                        .as_str()
+                        .and_then(|uid| uid.parse().ok()),
+                )
+            }
+            other => Err(failed(&format_args!("the engine answered {other}"))),
+        }
+    }
+
+    /// A GET to the engine on this connection's engine connection, the answer read whole. An
+    /// engine that cannot be reached is the usual 502; other failures are the error text.
+    async fn engine_get(
+        &self,
+        uri: &str,
+    ) -> Result<Result<(StatusCode, bytes::Bytes), String>, Refusal> {
+        let mut upstream = self.take_upstream().await?;
+        let answer = self.engine_get_on(&mut upstream, uri).await;
+        if answer.is_ok() {
+            // Read whole: the engine connection can carry the next request.
+            *self.upstream.lock().await = Some(upstream);
+        }
+        Ok(answer)
+    }
+
+    async fn engine_get_on(
+        &self,
+        upstream: &mut Upstream,
+        uri: &str,
+    ) -> Result<(StatusCode, bytes::Bytes), String> {
+        let lookup = Request::get(uri)
+            .header(header::HOST, "docker")
+            .body(Either::Right(Either::Left(Full::new(bytes::Bytes::new()))))
+            .map_err(|e| e.to_string())?;
+        let response = upstream
+            .sender
+            .send_request(lookup)
+            .await
+            .map_err(|e| e.to_string())?;
+        let status = response.status();
+        let body = Limited::new(response.into_body(), IMAGE_INSPECT_LIMIT)
+            .collect()
+            .await
+            .map_err(|e| e.to_string())?
+            .to_bytes();
+        Ok((status, body))
     }
 
     async fn look_up_image(&self, name: &str) -> Result<ImageLookup, Refusal> {
@@ -489,24 +583,10 @@ impl Connection {
                 "enhanced container isolation: the image {name:?} could not be looked up in the engine ({what}), so where it came from is unknown; try again"
             ))
         };
-        let uri = format!("/images/{}/json", encode_path(name));
-        let lookup = Request::get(uri)
-            .header(header::HOST, "docker")
-            .body(Either::Right(Either::Left(Full::new(bytes::Bytes::new()))))
+        let (status, body) = self
+            .engine_get(&format!("/images/{}/json", encode_path(name)))
+            .await?
             .map_err(|e| failed(&e))?;
-        let mut upstream = self.take_upstream().await?;
-        let response = upstream
-            .sender
-            .send_request(lookup)
-            .await
-            .map_err(|e| failed(&e))?;
-        let status = response.status();
-        let body = Limited::new(response.into_body(), IMAGE_INSPECT_LIMIT)
-            .collect()
-            .await
-            .map_err(|e| failed(&e))?
-            .to_bytes();
-        *self.upstream.lock().await = Some(upstream);
         match status {
             StatusCode::NOT_FOUND => Ok(ImageLookup::Missing),
             StatusCode::OK => {
@@ -555,11 +635,7 @@ impl Connection {
         Ok((policy, settings))
     }
 
-    fn judge(
-        &self,
-        request: &stockade_engine_api::Request,
-        images: &BTreeMap<String, ImageLookup>,
-    ) -> Option<Refusal> {
+    fn judge(&self, request: &stockade_engine_api::Request, facts: &Facts) -> Option<Refusal> {
         let (policy, settings) = match self.caller_settings() {
             Ok(found) => found,
             Err(refusal) => return Some(refusal),
@@ -570,8 +646,10 @@ impl Connection {
             protected: &self.config.protected,
             resolve: &resolve,
             catalog: policy.catalog(),
-            images,
+            images: &facts.images,
             engine_pulls_filtered: self.config.engine_pulls_filtered,
+            caller: self.peer.uid,
+            containers: &facts.containers,
         };
         let decision = stockade_policy::rules::decide(request, &ctx);
         (!decision.allow).then(|| {
@@ -877,6 +955,13 @@ fn stream_back(response: Response<Incoming>) -> Response<Body> {
     };
     let body = body.map_err(|e| -> BoxError { Box::new(e) }).boxed_unsync();
     Response::from_parts(parts, body)
+}
+
+/// What the engine told the gateway for one request's rules.
+#[derive(Debug, Default)]
+struct Facts {
+    images: BTreeMap<String, ImageLookup>,
+    containers: BTreeMap<String, Option<u32>>,
 }
 
 /// The answer to an archive that could not be spooled or read.

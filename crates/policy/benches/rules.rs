@@ -39,6 +39,7 @@ fn main() {
         [("busybox".to_owned(), ImageLookup::Missing)]
             .into_iter()
             .collect();
+    let containers = std::collections::BTreeMap::new();
     let ctx = Context {
         settings: &settings,
         protected: &protected,
@@ -46,6 +47,8 @@ fn main() {
         catalog: None,
         images: &images,
         engine_pulls_filtered: false,
+        caller: 1000,
+        containers: &containers,
     };
     let request = Request::new(route.clone(), "name=x", CREATE.as_bytes()).unwrap();
     assert!(decide(&request, &ctx).allow);
@@ -69,6 +72,8 @@ fn main() {
             catalog: None,
             images: &images,
             engine_pulls_filtered: false,
+            caller: 1000,
+            containers: &containers,
         };
         (decide(&request, &ctx), request.body_bytes())
     });

@@ -2,12 +2,11 @@
 //! function: [`decide`] takes a parsed [`Request`] and the caller's [`Settings`] and says allow or
 //! deny, with a rule id and a reason in Docker Desktop's wording.
 //!
-//! The only outside facts a rule needs are where host paths lead (symlinks are resolved before a
-//! bind source is compared with the shared directories); [`Context::resolve`] supplies that, so
-//! the rules stay unit-testable.
-//!
-//! Rules that need to know who owns a container or network (`--network container:X`,
-//! `--volumes-from`) deny until ownership labels exist: fail closed.
+//! The outside facts rules need are supplied in the [`Context`], so the rules stay pure and
+//! unit-testable: where host paths lead (symlinks are resolved before a bind source is compared
+//! with the shared directories), what the engine holds under an image name (its provenance),
+//! and who owns a container another one wants to join. A fact that was not supplied is a
+//! denial: fail closed.
 
 use crate::access::{access_allowed, registry_allowed, AccessDenied};
 use crate::catalog::Catalog;
@@ -41,7 +40,18 @@ pub struct Context<'a> {
     /// Whether the engine's own pulls go through Stockade's egress filter, which enforces
     /// registry access where the gateway cannot see (BuildKit builds).
     pub engine_pulls_filtered: bool,
+    /// The caller's uid (`SO_PEERCRED`).
+    pub caller: u32,
+    /// The owner (the [`OWNER_LABEL`] uid) of each container in
+    /// [`containers_to_look_up`], keyed as the request names it; `None`: not found, or created
+    /// some other way than through the gateway (it belongs to nobody). A name not looked up is
+    /// refused.
+    pub containers: &'a BTreeMap<String, Option<u32>>,
 }
+
+/// The label the gateway puts on every container, volume and network it creates: the
+/// creator's uid. No request may set it.
+pub const OWNER_LABEL: &str = "io.stockade.owner";
 
 /// The engine's answer about an image a request names (`GET /images/{name}/json`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -447,6 +457,105 @@ fn namespaced_sysctl(key: &str) -> bool {
     IPC.contains(&key) || key.starts_with("fs.mqueue.") || key.starts_with("net.")
 }
 
+/// `VolumesFrom` entries are `name[:ro|rw]`.
+fn volumes_from_name(entry: &str) -> &str {
+    entry.split(':').next().unwrap_or(entry)
+}
+
+/// `Links` entries are `name:alias` (the name may start with `/`).
+fn link_name(entry: &str) -> &str {
+    let name = entry.split(':').next().unwrap_or(entry);
+    name.strip_prefix('/').unwrap_or(name)
+}
+
+/// Joining another container (its network namespace, its volumes, a link to it) is allowed
+/// only when the caller created it through the gateway: otherwise one user could read another's
+/// files or traffic.
+fn own_container(name: &str, ctx: &Context<'_>, flag: &str, field: &str) -> Verdict {
+    match ctx.containers.get(name) {
+        Some(Some(owner)) if *owner == ctx.caller => Ok(()),
+        Some(_) => Err(eci(
+            "eci.ownership",
+            format!("{flag}{name} is allowed only with your own containers, and {name} is not yours ({field})"),
+        )),
+        None => Err(eci(
+            "eci.ownership",
+            format!("{flag}{name}: the owner of {name} could not be checked ({field}); try again"),
+        )),
+    }
+}
+
+/// The containers whose owner the rules need: `--network container:X`, `--volumes-from X`,
+/// `--link X`.
+#[must_use]
+pub fn containers_to_look_up(request: &Request) -> Vec<String> {
+    if request.route.operation != Operation::ContainerCreate {
+        return Vec::new();
+    }
+    let Some(hc) = request.body.as_ref().and_then(|b| b.get("HostConfig")) else {
+        return Vec::new();
+    };
+    let mut names = Vec::new();
+    if let Some(target) = str_of(hc.get("NetworkMode")).strip_prefix("container:") {
+        names.push(target.to_owned());
+    }
+    names.extend(
+        strings(hc.get("VolumesFrom"))
+            .into_iter()
+            .map(|e| volumes_from_name(e).to_owned()),
+    );
+    names.extend(
+        strings(hc.get("Links"))
+            .into_iter()
+            .map(|e| link_name(e).to_owned()),
+    );
+    names
+}
+
+/// Puts [`OWNER_LABEL`] with the caller's uid on what a request creates (a container, a volume,
+/// a network), refusing a request that sets the label itself.
+///
+/// # Errors
+/// The request tries to set the owner label.
+pub fn stamp_owner(request: &mut Request, caller: u32) -> Result<(), Decision> {
+    if !matches!(
+        request.route.operation,
+        Operation::ContainerCreate | Operation::VolumeCreate | Operation::NetworkCreate
+    ) {
+        return Ok(());
+    }
+    let body = request
+        .body
+        .get_or_insert_with(|| Value::Object(Vec::new()));
+    let Value::Object(members) = body else {
+        return Ok(());
+    };
+    let labels = match members.iter_mut().rev().find(|(k, _)| k == "Labels") {
+        Some((_, labels)) => labels,
+        None => {
+            members.push(("Labels".to_owned(), Value::Object(Vec::new())));
+            match members.last_mut() {
+                Some((_, labels)) => labels,
+                None => return Ok(()),
+            }
+        }
+    };
+    if matches!(labels, Value::Null) {
+        *labels = Value::Object(Vec::new());
+    }
+    let Value::Object(entries) = labels else {
+        return Ok(());
+    };
+    if entries.iter().any(|(k, _)| k == OWNER_LABEL) {
+        return Err(eci(
+            "eci.owner_label",
+            format!("the label {OWNER_LABEL} is set by stockade and cannot be given in a request"),
+        ));
+    }
+    entries.push((OWNER_LABEL.to_owned(), Value::String(caller.to_string())));
+    Ok(())
+}
+
 fn namespace_mode(field: &str, value: &str, allow_container: bool) -> Verdict {
     let mode = value.trim();
     if mode == "host" {
@@ -485,8 +594,17 @@ fn container_create(body: &Value, ctx: &Context<'_>) -> Verdict {
     ] {
         namespace_mode(field, str_of(hc.get(field)), false)?;
     }
-    // `container:` networking needs an ownership check, which does not exist yet: refused.
-    namespace_mode("NetworkMode", str_of(hc.get("NetworkMode")), false)?;
+    // `container:` networking is allowed with the caller's own containers only.
+    let network = str_of(hc.get("NetworkMode"));
+    namespace_mode("NetworkMode", network, true)?;
+    if let Some(target) = network.strip_prefix("container:") {
+        own_container(
+            target,
+            ctx,
+            "--network container:",
+            "HostConfig.NetworkMode",
+        )?;
+    }
     if let Some(Value::Object(endpoints)) = body
         .get("NetworkingConfig")
         .and_then(|n| n.get("EndpointsConfig"))
@@ -500,11 +618,16 @@ fn container_create(body: &Value, ctx: &Context<'_>) -> Verdict {
             }
         }
     }
-    if non_empty(hc.get("VolumesFrom")) {
-        return Err(eci(
-            "eci.volumes_from",
-            "--volumes-from is not allowed (HostConfig.VolumesFrom)",
-        ));
+    for entry in strings(hc.get("VolumesFrom")) {
+        own_container(
+            volumes_from_name(entry),
+            ctx,
+            "--volumes-from ",
+            "HostConfig.VolumesFrom",
+        )?;
+    }
+    for entry in strings(hc.get("Links")) {
+        own_container(link_name(entry), ctx, "--link ", "HostConfig.Links")?;
     }
     if non_empty(hc.get("Cgroup")) {
         return Err(eci(
@@ -892,6 +1015,21 @@ mod tests {
             .into_iter()
             .map(|name| (name, image.clone()))
             .collect();
+        // Containers named mine* belong to the caller (1000), theirs* to uid 1001, the rest
+        // to nobody.
+        let containers: BTreeMap<String, Option<u32>> = containers_to_look_up(&request)
+            .into_iter()
+            .map(|name| {
+                let owner = if name.starts_with("mine") {
+                    Some(1000)
+                } else if name.starts_with("theirs") {
+                    Some(1001)
+                } else {
+                    None
+                };
+                (name, owner)
+            })
+            .collect();
         let ctx = Context {
             settings,
             protected: &protected,
@@ -899,6 +1037,8 @@ mod tests {
             catalog: None,
             images: &images,
             engine_pulls_filtered: false,
+            caller: 1000,
+            containers: &containers,
         };
         decide(&request, &ctx)
     }
@@ -968,7 +1108,11 @@ mod tests {
             (r#"{"DeviceCgroupRules":["a *:* rwm"]}"#, "eci.devices"),
             (r#"{"Runtime":"runsc"}"#, "eci.runtime"),
             (r#"{"CgroupParent":"/"}"#, "eci.cgroup_parent"),
-            (r#"{"VolumesFrom":["other"]}"#, "eci.volumes_from"),
+            (r#"{"VolumesFrom":["other"]}"#, "eci.ownership"),
+            (r#"{"VolumesFrom":["theirs:ro"]}"#, "eci.ownership"),
+            (r#"{"NetworkMode":"container:theirs"}"#, "eci.ownership"),
+            (r#"{"NetworkMode":"container:nobody"}"#, "eci.ownership"),
+            (r#"{"Links":["/theirs:db"]}"#, "eci.ownership"),
             (r#"{"LogConfig":{"Type":"syslog"}}"#, "eci.log_driver"),
             (r#"{"Binds":["/:/host"]}"#, "eci.bind_mount"),
             (r#"{"Binds":["/etc:/e:ro"]}"#, "eci.bind_mount"),
@@ -1311,9 +1455,61 @@ mod tests {
             catalog: None,
             images: &BTreeMap::new(),
             engine_pulls_filtered: false,
+            caller: 1000,
+            containers: &BTreeMap::new(),
         };
         let route = Route::parse(&Method::POST, "/containers/create").unwrap();
         let request = Request::new(route, "", br#"{"Image":"busybox"}"#).unwrap();
         assert_eq!(decide(&request, &ctx).rule, "image.lookup");
+    }
+
+    #[test]
+    fn own_containers_may_be_joined_and_the_owner_label_is_stockades() {
+        for hc in [
+            r#"{"NetworkMode":"container:mine1"}"#,
+            r#"{"VolumesFrom":["mine1:ro","mine2"]}"#,
+            r#"{"Links":["/mine1:db"]}"#,
+        ] {
+            let d = create(hc);
+            assert!(d.allow, "{hc}: {}", d.reason);
+        }
+        let d = create(r#"{"VolumesFrom":["mine1","theirs2"]}"#);
+        assert!(
+            d.reason
+                .contains("--volumes-from theirs2 is allowed only with your own containers"),
+            "{}",
+            d.reason
+        );
+        // The label goes on containers, volumes and networks, and no request may set it.
+        for (path, body) in [
+            (
+                "/containers/create",
+                r#"{"Image":"busybox","Labels":{"a":"b"}}"#,
+            ),
+            ("/containers/create", r#"{"Image":"busybox","Labels":null}"#),
+            ("/volumes/create", r#"{"Name":"v"}"#),
+            ("/networks/create", r#"{"Name":"n"}"#),
+        ] {
+            let route = Route::parse(&Method::POST, path).unwrap();
+            let mut request = Request::new(route, "", body.as_bytes()).unwrap();
+            stamp_owner(&mut request, 1000).unwrap();
+            let labels = request.body.as_ref().unwrap().get("Labels").unwrap();
+            assert_eq!(
+                labels.get(OWNER_LABEL).and_then(Value::as_str),
+                Some("1000"),
+                "{path} {body}"
+            );
+        }
+        let route = Route::parse(&Method::POST, "/containers/create").unwrap();
+        let mut request = Request::new(
+            route,
+            "",
+            br#"{"Image":"busybox","Labels":{"io.stockade.owner":"0"}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            stamp_owner(&mut request, 1000).unwrap_err().rule,
+            "eci.owner_label"
+        );
     }
 }
