@@ -159,6 +159,10 @@ fn main() {
             "containers_join_only_their_owners_containers",
             containers_join_only_their_owners_containers,
         ),
+        (
+            "socket_mounts_get_their_own_held_socket",
+            socket_mounts_get_their_own_held_socket,
+        ),
         ("bench_smoke_run_checks_bytes", bench_smoke_run_checks_bytes),
         ("up_refuses_non_root", up_refuses_non_root),
         ("up_starts_and_stops_cleanly", up_starts_and_stops_cleanly),
@@ -2567,5 +2571,209 @@ fn containers_join_only_their_owners_containers(rig: &Rig) -> Outcome {
     })();
     remove(rig, &mine);
     remove(rig, &foreign);
+    result
+}
+
+/// An image with the docker CLI (Debian's, with the two libraries it needs) and busybox, pushed
+/// to the rig registry so that it has a registry digest; returns its name there.
+fn docker_cli_image(rig: &Rig) -> Result<String, Failed> {
+    let name = format!("{}/tools/cli:1", rig.registry.host());
+    let dir = scratch_dir("cli-img")?;
+    let rootfs = dir.join("rootfs");
+    for d in [
+        "bin",
+        "usr/bin",
+        "lib/x86_64-linux-gnu",
+        "lib64",
+        "tmp",
+        "etc",
+        "var/run",
+    ] {
+        std::fs::create_dir_all(rootfs.join(d))?;
+    }
+    for (from, to) in [
+        ("/bin/busybox", "bin/busybox"),
+        ("/usr/bin/docker", "usr/bin/docker"),
+        (
+            "/lib/x86_64-linux-gnu/libc.so.6",
+            "lib/x86_64-linux-gnu/libc.so.6",
+        ),
+        ("/lib64/ld-linux-x86-64.so.2", "lib64/ld-linux-x86-64.so.2"),
+    ] {
+        std::fs::copy(from, rootfs.join(to))?;
+    }
+    for applet in ["sh", "true", "echo", "cat", "sleep"] {
+        std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(applet))?;
+    }
+    let tar = dir.join("rootfs.tar");
+    let done = run_with_timeout(
+        std::process::Command::new("tar")
+            .arg("-C")
+            .arg(&rootfs)
+            .arg("-cf")
+            .arg(&tar)
+            .arg("."),
+        None,
+        LONG,
+    )?;
+    ensure(done.success(), || done.describe())?;
+    let direct = rig.engine_cli();
+    must(
+        &direct,
+        &[
+            "import",
+            "-c",
+            "ENV PATH=/usr/bin:/bin",
+            &tar.to_string_lossy(),
+            &name,
+        ],
+    )?;
+    must(&direct, &["push", &name])?;
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(name)
+}
+
+/// Docker socket mounts: allowed only for images in the list (by registry digest), and such a
+/// container gets a socket of its own: requests through it are judged as its owner's, held to
+/// commandList, and only accepted from inside that container.
+fn socket_mounts_get_their_own_held_socket(rig: &Rig) -> Outcome {
+    let image = docker_cli_image(rig)?;
+    let repo = image.trim_end_matches(":1");
+    let dir = scratch_dir("sockmount")?;
+    let policy = dir.join("policy.json");
+    std::fs::write(
+        &policy,
+        stockade_test_support::rig_policy(&[
+            (
+                "enhancedContainerIsolation",
+                serde_json::json!({"locked": true, "value": true, "dockerSocketMount": {
+                    "imageList": {"images": [format!("{repo}:*")], "allowDerivedImages": false},
+                    "commandList": {"type": "deny", "commands": ["push", "volume*"]}}}),
+            ),
+            (
+                "registryAccess",
+                serde_json::json!({"locked": true, "allowedRegistries": ["docker.io", rig.registry.host()]}),
+            ),
+        ]),
+    )?;
+    let gateway = Gateway::start(
+        &rig.stockade,
+        &rig.engine.socket(),
+        &dir.join("docker.sock"),
+        &["--policy", &policy.to_string_lossy()],
+    )?;
+    let direct = rig.engine_cli();
+    let cli = gateway.cli();
+    let socket = gateway.socket().to_string_lossy().to_string();
+    let mount = format!("{socket}:/var/run/docker.sock");
+    let result = (|| -> Outcome {
+        // Allowed image: the docker CLI inside talks to the gateway, as its owner.
+        let out = must(
+            &cli,
+            &[
+                "run",
+                "--rm",
+                "-v",
+                &mount,
+                &image,
+                "docker",
+                "version",
+                "--format",
+                "{{.Server.Version}}",
+            ],
+        )?;
+        ensure(!out.trim().is_empty(), || {
+            format!("docker version inside: {out:?}")
+        })?;
+        // Nested requests are judged like any other, and held to the command list.
+        let name = unique("sock");
+        must(
+            &cli,
+            &[
+                "run", "-d", "--name", &name, "-v", &mount, &image, "sleep", "300",
+            ],
+        )?;
+        let source = must(
+            &direct,
+            &[
+                "inspect",
+                "-f",
+                "{{range .Mounts}}{{.Source}}{{end}}",
+                &name,
+            ],
+        )?;
+        ensure(
+            source.trim().starts_with(&format!("{socket}.containers/"))
+                && source.trim() != socket
+                && !source.contains("engine"),
+            || format!("the container's socket mount points at {source:?}"),
+        )?;
+        let before = must(&direct, &["ps", "-aq"])?;
+        let privileged = cli.run(
+            &[
+                "exec",
+                &name,
+                "docker",
+                "run",
+                "--rm",
+                "--privileged",
+                TEST_IMAGE,
+                "true",
+            ],
+            None,
+            LONG,
+        )?;
+        ensure(
+            privileged
+                .stderr
+                .contains("privileged containers are not allowed"),
+            || format!("privileged run from inside: {}", privileged.describe()),
+        )?;
+        let volumes = cli.run(&["exec", &name, "docker", "volume", "ls"], None, LONG)?;
+        ensure(
+            !volumes.success()
+                && volumes.stderr.contains("is blocked")
+                && volumes.stderr.contains("commandList"),
+            || format!("volume ls from inside: {}", volumes.describe()),
+        )?;
+        let after = must(&direct, &["ps", "-aq"])?;
+        ensure(before == after, || {
+            "a refused nested run left a container".into()
+        })?;
+        // The same socket is useless outside the container, even to root.
+        let outside = Docker::new(Path::new(source.trim())).run(&["version"], None, SHORT)?;
+        ensure(!outside.success(), || {
+            format!(
+                "the container's socket served a host process: {}",
+                outside.describe()
+            )
+        })?;
+        // Removing the container removes its socket.
+        must(&direct, &["rm", "-f", &name])?;
+        let gone = wait_for(|| Ok(!Path::new(source.trim()).exists()))?;
+        ensure(gone, || "the container's socket outlived it".into())?;
+        // Not in the list, or in the list by name only (re-tagged locally): refused, nothing made.
+        let baseline = must(&direct, &["ps", "-aq"])?;
+        let retagged = format!("{repo}:local");
+        must(&direct, &["tag", TEST_IMAGE, &retagged])?;
+        for img in [TEST_IMAGE, retagged.as_str()] {
+            let out = cli.run(&["run", "--rm", "-v", &mount, img, "true"], None, SHORT)?;
+            ensure(
+                !out.success()
+                    && out
+                        .stderr
+                        .contains("docker socket mount denied for container with image"),
+                || format!("socket mount with {img}: {}", out.describe()),
+            )?;
+        }
+        let _ = direct.run(&["rmi", &retagged], None, SHORT);
+        let last = must(&direct, &["ps", "-aq"])?;
+        ensure(last == baseline, || {
+            format!("a refused socket mount left a container: {baseline:?} then {last:?}")
+        })
+    })();
+    drop(gateway);
+    let _ = direct.run(&["rmi", "-f", &image], None, SHORT);
+    let _ = std::fs::remove_dir_all(&dir);
     result
 }

@@ -114,6 +114,9 @@ pub fn run(args: &ExplainArgs) -> Result<(), Failure> {
         engine_pulls_filtered: false,
         caller: uid,
         containers: &containers,
+        socket_paths: &[],
+        container_sockets: None,
+        via_container: None,
     };
     let decision = rules::decide(&request, &ctx);
     let mut out = std::io::stdout().lock();

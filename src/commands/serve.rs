@@ -91,10 +91,19 @@ pub async fn serve_on(
             audit,
         )))
     });
+    // Docker socket mounts: the users' socket (whatever path leads to it) is what a create
+    // names; an allowed one gets a socket of its own, next to it.
+    let listen = listener.path().to_owned();
+    config.socket_paths = vec![std::fs::canonicalize(&listen).unwrap_or_else(|_| listen.clone())];
+    let mut containers_dir = listen.clone().into_os_string();
+    containers_dir.push(".containers");
+    let containers_dir = PathBuf::from(containers_dir);
+    config.container_socket_dir = Some(containers_dir.clone());
     // No container may mount the sockets, the audit log or Stockade's directories.
     config.protected = [
         engine,
         listener.path().to_owned(),
+        containers_dir,
         PathBuf::from("/etc/stockade"),
         PathBuf::from("/var/lib/stockade"),
         PathBuf::from("/run/stockade"),

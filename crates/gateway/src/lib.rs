@@ -11,6 +11,7 @@
 //! The caller's identity is the peer's uid from `SO_PEERCRED`, known before the first request.
 #![forbid(unsafe_code)]
 
+mod container_socket;
 mod listener;
 mod proxy;
 pub mod respond;
@@ -93,6 +94,12 @@ pub struct GatewayConfig {
     pub spool_dir: PathBuf,
     /// The largest archive held for inspection; larger ones are refused.
     pub max_spooled_archive: u64,
+    /// The users' gateway sockets as host paths (symlinks resolved): binding one into a
+    /// container is a Docker socket mount.
+    pub socket_paths: Vec<PathBuf>,
+    /// Where per-container sockets are made for allowed Docker socket mounts; `None`: socket
+    /// mounts are refused.
+    pub container_socket_dir: Option<PathBuf>,
 }
 
 /// The policy in force, swapped whole on reload.
@@ -142,6 +149,8 @@ impl GatewayConfig {
             engine_pulls_filtered: false,
             spool_dir: std::env::temp_dir(),
             max_spooled_archive: 8 << 30,
+            socket_paths: Vec::new(),
+            container_socket_dir: None,
             engine,
         }
     }
@@ -160,8 +169,39 @@ pub async fn serve(
     let config = Arc::new(config);
     record_state_change(&config, stockade_audit::Kind::GatewayStart, &listener).await;
     let permits = Arc::new(tokio::sync::Semaphore::new(config.max_connections));
-    let pool = Arc::new(proxy::Pool::new(config.idle_engine_connections));
+    let mut socket_jobs = None;
+    let sockets = match &config.container_socket_dir {
+        Some(dir) => match container_socket::Registry::new(dir) {
+            Ok((registry, jobs)) => {
+                socket_jobs = Some(jobs);
+                Some(Arc::new(registry))
+            }
+            Err(e) => {
+                // Fail closed: without the directory no socket mount can be served, so every
+                // one is refused (the rules see no container socket place and the create
+                // gets no socket).
+                tracing::error!(dir = %dir.display(), error = %e, "cannot prepare the container socket directory; Docker socket mounts will be refused");
+                None
+            }
+        },
+        None => None,
+    };
+    let pool = Arc::new(proxy::Pool::new(
+        config.idle_engine_connections,
+        sockets.clone(),
+    ));
     let mut connections = tokio::task::JoinSet::new();
+    let _socket_jobs = match (socket_jobs, &sockets) {
+        (Some(jobs), Some(registry)) => {
+            Some(AbortOnDrop(tokio::spawn(container_socket::run_jobs(
+                jobs,
+                Arc::clone(registry),
+                Arc::clone(&config),
+                Arc::clone(&pool),
+            ))))
+        }
+        _ => None,
+    };
     let mut next_id: u64 = 0;
     tokio::pin!(shutdown);
     tracing::info!(
@@ -198,12 +238,15 @@ pub async fn serve(
         let pool = Arc::clone(&pool);
         let id = next_id;
         connections.spawn(async move {
-            proxy::serve_connection(stream, config, pool, id).await;
+            proxy::serve_connection(stream, config, pool, id, None).await;
             drop(permit);
         });
     }
     tracing::info!(listen = %listener.path().display(), "gateway stopping");
     connections.shutdown().await;
+    if let Some(sockets) = &sockets {
+        sockets.shutdown();
+    }
     record_state_change(&config, stockade_audit::Kind::GatewayStop, &listener).await;
     Ok(())
 }
@@ -227,6 +270,15 @@ async fn record_state_change(
         .insert("engine".into(), config.engine.display().to_string().into());
     if let Err(e) = audit.append(event, stockade_audit::Durability::Sync).await {
         tracing::error!(error = %e, "cannot record the gateway's {kind:?} in the audit log");
+    }
+}
+
+/// Ends a task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

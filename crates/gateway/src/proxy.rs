@@ -20,11 +20,14 @@ use tokio::sync::Mutex;
 use tokio::task::AbortHandle;
 
 /// Who is on the other end of a client connection, from `SO_PEERCRED`.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Peer {
+    /// The caller's uid: the peer's own, or for a container socket the container's owner.
     uid: u32,
     gid: u32,
     pid: Option<i32>,
+    /// For a container socket: the container the request came from.
+    container: Option<Arc<str>>,
 }
 
 /// An engine connection: the request handle and the task driving the socket. Dropping it ends
@@ -54,13 +57,19 @@ impl Drop for AbortOnDrop {
 pub(crate) struct Pool {
     idle: Mutex<Vec<Upstream>>,
     capacity: usize,
+    /// The per-container sockets, when the gateway serves Docker socket mounts.
+    pub(crate) sockets: Option<Arc<crate::container_socket::Registry>>,
 }
 
 impl Pool {
-    pub(crate) fn new(capacity: usize) -> Self {
+    pub(crate) fn new(
+        capacity: usize,
+        sockets: Option<Arc<crate::container_socket::Registry>>,
+    ) -> Self {
         Self {
             idle: Mutex::new(Vec::with_capacity(capacity)),
             capacity,
+            sockets,
         }
     }
 
@@ -107,13 +116,24 @@ pub(crate) async fn serve_connection(
     config: Arc<GatewayConfig>,
     pool: Arc<Pool>,
     id: u64,
+    container: Option<(u32, Arc<str>)>,
 ) {
     // Fail closed: a caller we cannot identify is not served at all.
     let peer = match stream.peer_cred() {
-        Ok(cred) => Peer {
-            uid: cred.uid(),
-            gid: cred.gid(),
-            pid: cred.pid(),
+        Ok(cred) => match container {
+            // A container socket: the caller is the container, acting for its owner.
+            Some((owner, container)) => Peer {
+                uid: owner,
+                gid: cred.gid(),
+                pid: cred.pid(),
+                container: Some(container),
+            },
+            None => Peer {
+                uid: cred.uid(),
+                gid: cred.gid(),
+                pid: cred.pid(),
+                container: None,
+            },
         },
         Err(e) => {
             tracing::warn!(conn = id, error = %e, "cannot read the peer's credentials; closing");
@@ -125,6 +145,7 @@ pub(crate) async fn serve_connection(
         uid = peer.uid,
         gid = peer.gid,
         pid = peer.pid.unwrap_or(0),
+        container = peer.container.as_deref().unwrap_or(""),
         "client connected"
     );
     let connection = Arc::new(Connection {
@@ -180,6 +201,11 @@ impl Connection {
         // Parse, then judge: the query and the body are read the way the engine reads them, and
         // what cannot be read so is refused before anything is forwarded.
         let raw_query = req.uri().query().unwrap_or("").to_owned();
+        let target = if raw_query.is_empty() {
+            path.clone()
+        } else {
+            format!("{path}?{raw_query}")
+        };
         let content_type = req
             .headers()
             .get(header::CONTENT_TYPE)
@@ -234,7 +260,7 @@ impl Connection {
             let first = if needs_archive {
                 None
             } else {
-                self.judge(&checked, &Facts::default())
+                self.judge(&checked, &Facts::default(), &target)
             };
             if let Some(refusal) = first {
                 return self
@@ -243,7 +269,7 @@ impl Connection {
             }
             if needs_archive {
                 let (mut parts, body) = req.into_parts();
-                let file = match self.read_archive(body, &mut checked).await {
+                let file = match self.read_archive(body, &mut checked, &target).await {
                     Ok(file) => file,
                     Err(refusal) => {
                         return self
@@ -264,6 +290,7 @@ impl Connection {
             }
         }
         let (mut parts, body) = req.into_parts();
+        let mut pending = None;
         let body: EngineBody = match kind {
             BodyKind::Stream => Either::Left(body),
             BodyKind::None | BodyKind::Json { .. } => {
@@ -326,10 +353,19 @@ impl Connection {
                             .await;
                     }
                 };
-                if let Some(refusal) = self.judge(&checked, &facts) {
+                if let Some(refusal) = self.judge(&checked, &facts, &target) {
                     return self
                         .answer_read(&method, &path, operation, started, refusal)
                         .await;
+                }
+                // An allowed Docker socket mount gets the container's own socket instead.
+                match self.container_socket_for(&mut checked) {
+                    Ok(p) => pending = p,
+                    Err(refusal) => {
+                        return self
+                            .answer_read(&method, &path, operation, started, refusal)
+                            .await;
+                    }
                 }
                 let forwarded = checked.body_bytes().unwrap_or_default();
                 parts.headers.remove(header::TRANSFER_ENCODING);
@@ -350,8 +386,74 @@ impl Connection {
             }
         };
         let req = Request::from_parts(parts, body);
-        self.send_checked(req, &route, upgrade_requested, &method, &path, started)
-            .await
+        let response = self
+            .send_checked(req, &route, upgrade_requested, &method, &path, started)
+            .await;
+        match pending {
+            Some(pending) => self.activate_container_socket(pending, response),
+            None => response,
+        }
+    }
+
+    /// For a create that mounts the Docker socket: a socket of the container's own, which
+    /// replaces the mount's source in the body.
+    fn container_socket_for(
+        &self,
+        checked: &mut stockade_engine_api::Request,
+    ) -> Result<Option<crate::container_socket::Pending>, Refusal> {
+        if checked.route.operation != stockade_engine_api::Operation::ContainerCreate {
+            return Ok(None);
+        }
+        let resolve = |p: &std::path::Path| std::fs::canonicalize(p).ok();
+        let registry = self.pool.sockets.as_deref();
+        let places = stockade_policy::rules::SocketPlaces {
+            paths: &self.config.socket_paths,
+            container_dir: registry.map(crate::container_socket::Registry::dir),
+            resolve: &resolve,
+        };
+        if !stockade_policy::rules::has_socket_mounts(checked, &places) {
+            return Ok(None);
+        }
+        // Never the gateway's own socket: without a container socket there is no mount.
+        let registry = registry.ok_or_else(|| {
+            Refusal::Denied("enhanced container isolation: docker socket mounts are not available on this gateway (no container socket directory); ask your administrator".to_owned())
+        })?;
+        let pending = registry.allocate().map_err(|e| {
+            Refusal::Denied(format!(
+                "enhanced container isolation: the container's docker socket could not be created ({e}); try again"
+            ))
+        })?;
+        stockade_policy::rules::rewrite_socket_mounts(checked, &places, pending.socket());
+        Ok(Some(pending))
+    }
+
+    /// Once the engine created the container, its socket starts serving; if the create failed,
+    /// the socket is removed (when `pending` drops). The answer streams through untouched; the
+    /// container's ID is read from it on the way.
+    fn activate_container_socket(
+        &self,
+        pending: crate::container_socket::Pending,
+        response: Response<Body>,
+    ) -> Response<Body> {
+        let Some(registry) = self.pool.sockets.clone() else {
+            return response;
+        };
+        if response.status() != StatusCode::CREATED {
+            return response;
+        }
+        let owner = self.peer.uid;
+        let conn = self.id;
+        let mut pending = Some(pending);
+        response.map(move |body| {
+            crate::container_socket::SniffId::new(body, move |id| match (id, pending.take()) {
+                (Some(id), Some(pending)) => registry.activate(pending, id, owner),
+                _ => tracing::warn!(
+                    conn,
+                    "container create answered without an Id; its socket is removed"
+                ),
+            })
+            .boxed_unsync()
+        })
     }
 
     /// Records and forwards a request that passed every check, and logs the outcome.
@@ -451,6 +553,7 @@ impl Connection {
         &self,
         body: Incoming,
         checked: &mut stockade_engine_api::Request,
+        target: &str,
     ) -> Result<crate::spool::Spooled, Refusal> {
         let file = crate::spool::spool(
             body,
@@ -462,7 +565,7 @@ impl Connection {
         let (file, facts) = file.inspect(checked).await.map_err(spool_refusal)?;
         checked.archive = Some(facts);
         let facts = self.look_up_facts(checked).await?;
-        match self.judge(checked, &facts) {
+        match self.judge(checked, &facts, target) {
             Some(refusal) => Err(refusal),
             None => Ok(file),
         }
@@ -635,7 +738,12 @@ impl Connection {
         Ok((policy, settings))
     }
 
-    fn judge(&self, request: &stockade_engine_api::Request, facts: &Facts) -> Option<Refusal> {
+    fn judge(
+        &self,
+        request: &stockade_engine_api::Request,
+        facts: &Facts,
+        target: &str,
+    ) -> Option<Refusal> {
         let (policy, settings) = match self.caller_settings() {
             Ok(found) => found,
             Err(refusal) => return Some(refusal),
@@ -650,6 +758,9 @@ impl Connection {
             engine_pulls_filtered: self.config.engine_pulls_filtered,
             caller: self.peer.uid,
             containers: &facts.containers,
+            socket_paths: &self.config.socket_paths,
+            container_sockets: self.pool.sockets.as_deref().map(|r| r.dir()),
+            via_container: self.peer.container.as_deref().map(|c| (c, target)),
         };
         let decision = stockade_policy::rules::decide(request, &ctx);
         (!decision.allow).then(|| {

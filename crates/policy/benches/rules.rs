@@ -49,6 +49,9 @@ fn main() {
         engine_pulls_filtered: false,
         caller: 1000,
         containers: &containers,
+        socket_paths: &[],
+        container_sockets: None,
+        via_container: None,
     };
     let request = Request::new(route.clone(), "name=x", CREATE.as_bytes()).unwrap();
     assert!(decide(&request, &ctx).allow);
@@ -74,6 +77,9 @@ fn main() {
             engine_pulls_filtered: false,
             caller: 1000,
             containers: &containers,
+            socket_paths: &[],
+            container_sockets: None,
+            via_container: None,
         };
         (decide(&request, &ctx), request.body_bytes())
     });

@@ -17,7 +17,7 @@ use stockade_engine_api::json::Value;
 use stockade_engine_api::{ArchiveFacts, Operation, Request};
 use stockade_imageref::{
     parse_build_tags, parse_push, parse_repo_and_tag, parse_tag_target, repo_tag_reference,
-    Reference,
+    ImagePattern, Reference,
 };
 
 /// What the rules need beside the request and the settings.
@@ -47,6 +47,14 @@ pub struct Context<'a> {
     /// some other way than through the gateway (it belongs to nobody). A name not looked up is
     /// refused.
     pub containers: &'a BTreeMap<String, Option<u32>>,
+    /// The gateway's sockets as host paths (symlinks resolved): binding one of them, or
+    /// anything below [`Context::container_sockets`], into a container is a Docker socket mount.
+    pub socket_paths: &'a [PathBuf],
+    /// Where the per-container sockets live.
+    pub container_sockets: Option<&'a Path>,
+    /// Set when the request came through a container's own socket: the container, and the
+    /// request target (`/v1.43/images/x/push?tag=1`) for `commandList` messages.
+    pub via_container: Option<(&'a str, &'a str)>,
 }
 
 /// The label the gateway puts on every container, volume and network it creates: the
@@ -120,6 +128,9 @@ pub fn decide(request: &Request, ctx: &Context<'_>) -> Decision {
 
 fn check(request: &Request, ctx: &Context<'_>) -> Verdict {
     let op = &request.route.operation;
+    if let Some((_, target)) = ctx.via_container {
+        command_list(request, target, ctx)?;
+    }
     let loads = matches!(op, Operation::ImageLoad)
         || (matches!(op, Operation::ImageCreate) && request.query.get("fromSrc").is_some());
     if loads && ctx.settings.block_docker_load {
@@ -710,17 +721,23 @@ fn container_create(body: &Value, ctx: &Context<'_>) -> Verdict {
         ));
     }
     resources(hc)?;
+    let image = str_of(body.get("Image"));
     for bind in strings(hc.get("Binds")) {
         // `SRC:DST[:OPTIONS]`; a SRC that is an absolute path is a host path, anything else names
         // a volume.
         let source = bind.split(':').next().unwrap_or("");
         if source.starts_with('/') {
-            host_path(source, ctx, "HostConfig.Binds")?;
+            if is_socket(source, ctx) {
+                socket_mount(image, ctx)?;
+            } else {
+                host_path(source, ctx, "HostConfig.Binds")?;
+            }
         }
     }
     if let Some(Value::Array(mounts)) = hc.get("Mounts") {
         for mount in mounts {
             match str_of(mount.get("Type")) {
+                "bind" if is_socket(str_of(mount.get("Source")), ctx) => socket_mount(image, ctx)?,
                 "bind" => host_path(str_of(mount.get("Source")), ctx, "HostConfig.Mounts")?,
                 "volume" => {
                     let driver = mount
@@ -832,6 +849,280 @@ fn volume_driver(driver: &str, options: Option<&Value>, ctx: &Context<'_>, field
                 "volume options that mount a device or a network share are not allowed ({field})"
             ),
         )),
+    }
+}
+
+/// Whether a bind source is the Docker socket as Stockade serves it: the gateway's socket, or a
+/// per-container socket (a container passing its own socket on).
+fn is_socket(raw: &str, ctx: &Context<'_>) -> bool {
+    SocketPlaces {
+        paths: ctx.socket_paths,
+        container_dir: ctx.container_sockets,
+        resolve: ctx.resolve,
+    }
+    .holds(raw)
+}
+
+/// Where the gateway's sockets are, for finding Docker socket mounts in a create body.
+#[derive(Clone, Copy)]
+pub struct SocketPlaces<'a> {
+    /// The gateway's sockets (symlinks resolved).
+    pub paths: &'a [PathBuf],
+    /// The directory of the per-container sockets.
+    pub container_dir: Option<&'a Path>,
+    /// Symlink resolution, as in [`Context::resolve`].
+    pub resolve: &'a dyn Fn(&Path) -> Option<PathBuf>,
+}
+
+impl std::fmt::Debug for SocketPlaces<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SocketPlaces")
+            .field("paths", &self.paths)
+            .field("container_dir", &self.container_dir)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SocketPlaces<'_> {
+    /// Whether `raw`, a bind source, is one of the sockets.
+    #[must_use]
+    pub fn holds(&self, raw: &str) -> bool {
+        let path = Path::new(raw);
+        if !path.is_absolute() {
+            return false;
+        }
+        let resolved = resolve_existing_prefix(path, self.resolve);
+        self.paths.contains(&resolved)
+            || self
+                .container_dir
+                .is_some_and(|dir| resolved.starts_with(dir) && resolved != dir)
+    }
+}
+
+/// A Docker socket mount: only for images in `dockerSocketMount.imageList`, matched by name
+/// and by provenance (the image's `RepoDigests`), so a re-tagged image does not pass.
+fn socket_mount(image: &str, ctx: &Context<'_>) -> Verdict {
+    let refused = |name: &str| {
+        Err(eci(
+            "eci.socket_mount",
+            format!(
+                "docker socket mount denied for container with image {name:?}; image is not in the allowed list; if you wish to allow it, ask your administrator to add it to enhancedContainerIsolation.dockerSocketMount.imageList"
+            ),
+        ))
+    };
+    let Ok(reference) = Reference::parse_normalized(image) else {
+        return refused(image);
+    };
+    let shown = reference.name().to_owned();
+    let patterns: Vec<ImagePattern> = ctx
+        .settings
+        .eci
+        .socket_mount_images
+        .iter()
+        .filter_map(|p| ImagePattern::parse(p).ok())
+        .collect();
+    if patterns.iter().any(|p| matches!(p, ImagePattern::Any)) {
+        return Ok(());
+    }
+    match ctx.images.get(image) {
+        Some(ImageLookup::Present { repo_digests, .. }) => {
+            if patterns.iter().any(|p| p.matches(&reference, repo_digests)) {
+                Ok(())
+            } else {
+                refused(&shown)
+            }
+        }
+        // The image must be present for its provenance to be checked (`docker run` pulls
+        // it first).
+        _ => refused(&shown),
+    }
+}
+
+/// Replaces the source of every Docker socket mount in a create body with `socket` (the
+/// container's own gateway socket); returns how many were replaced. Call only for a request
+/// [`decide`] allowed.
+pub fn rewrite_socket_mounts(
+    request: &mut Request,
+    places: &SocketPlaces<'_>,
+    socket: &Path,
+) -> usize {
+    let mut count = 0;
+    let Some(Value::Object(members)) = request.body.as_mut() else {
+        return 0;
+    };
+    let Some((_, Value::Object(hc))) = members.iter_mut().rev().find(|(k, _)| k == "HostConfig")
+    else {
+        return 0;
+    };
+    let new_source = socket.display().to_string();
+    for (key, value) in hc.iter_mut() {
+        match (key.as_str(), value) {
+            ("Binds", Value::Array(binds)) => {
+                for bind in binds.iter_mut() {
+                    let Value::String(text) = bind else { continue };
+                    let (source, rest) = text.split_once(':').unwrap_or((text.as_str(), ""));
+                    if source.starts_with('/') && places.holds(source) {
+                        *text = format!("{new_source}:{rest}");
+                        count += 1;
+                    }
+                }
+            }
+            ("Mounts", Value::Array(mounts)) => {
+                for mount in mounts.iter_mut() {
+                    let Value::Object(fields) = mount else {
+                        continue;
+                    };
+                    let bind = fields
+                        .iter()
+                        .any(|(k, v)| k == "Type" && v.as_str() == Some("bind"));
+                    if !bind {
+                        continue;
+                    }
+                    for (k, v) in fields.iter_mut() {
+                        if k == "Source" && v.as_str().is_some_and(|src| places.holds(src)) {
+                            *v = Value::String(new_source.clone());
+                            count += 1;
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    count
+}
+
+/// `dockerSocketMount.commandList` for a request that came through a container's socket.
+/// Commands are named as `docker --help` names them (`ps`, `build`, `push`), with the
+/// wildcards `container*`, `image*`, `volume*`, `network*`, `build*`, `system*`.
+fn command_list(request: &Request, target: &str, ctx: &Context<'_>) -> Verdict {
+    let Some(list) = &ctx.settings.eci.command_list else {
+        return Ok(());
+    };
+    if request.route.operation == Operation::Ping {
+        // Every client pings first; refusing it would only break the allowed commands.
+        return Ok(());
+    }
+    let names = command_names(request);
+    let listed = list.commands.iter().any(|pattern| {
+        names
+            .iter()
+            .any(|name| glob_match(pattern.as_bytes(), name.as_bytes()))
+    });
+    let allowed = match list.kind {
+        crate::CommandListKind::Allow => listed,
+        crate::CommandListKind::Deny => !listed,
+    };
+    if allowed {
+        Ok(())
+    } else {
+        Err(eci(
+            "eci.command_list",
+            format!(
+                "docker command {target:?} is blocked; if you wish to allow it, ask your administrator to change enhancedContainerIsolation.dockerSocketMount.commandList"
+            ),
+        ))
+    }
+}
+
+/// `*` matches any run of characters; everything else literally.
+fn glob_match(pattern: &[u8], name: &[u8]) -> bool {
+    match pattern.split_first() {
+        None => name.is_empty(),
+        Some((b'*', rest)) => (0..=name.len()).any(|i| glob_match(rest, &name[i..])),
+        Some((c, rest)) => name.first() == Some(c) && glob_match(rest, &name[1..]),
+    }
+}
+
+/// The docker CLI commands a request serves: the short form and the `group sub` form.
+fn command_names(request: &Request) -> Vec<&'static str> {
+    use Operation as O;
+    match &request.route.operation {
+        O::Ping => vec![],
+        O::Version => vec!["version", "system version"],
+        O::Info => vec!["info", "system info"],
+        O::Events => vec!["events", "system events"],
+        O::SystemDf => vec!["system df"],
+        O::Auth => vec!["login"],
+        O::ContainerList => vec!["ps", "container ls", "container list", "container ps"],
+        O::ContainerCreate => vec!["create", "run", "container create", "container run"],
+        O::ContainerPrune => vec!["container prune", "system prune"],
+        O::ContainerInspect { .. } => vec!["inspect", "container inspect"],
+        O::ContainerTop { .. } => vec!["top", "container top"],
+        O::ContainerLogs { .. } => vec!["logs", "container logs"],
+        O::ContainerChanges { .. } => vec!["diff", "container diff"],
+        O::ContainerExport { .. } => vec!["export", "container export"],
+        O::ContainerStats { .. } => vec!["stats", "container stats"],
+        O::ContainerResize { .. } | O::ContainerAttach { .. } => {
+            vec!["attach", "run", "container attach", "container run"]
+        }
+        O::ContainerStart { .. } => vec!["start", "run", "container start", "container run"],
+        O::ContainerStop { .. } => vec!["stop", "container stop"],
+        O::ContainerRestart { .. } => vec!["restart", "container restart"],
+        O::ContainerKill { .. } => vec!["kill", "container kill"],
+        O::ContainerUpdate { .. } => vec!["update", "container update"],
+        O::ContainerRename { .. } => vec!["rename", "container rename"],
+        O::ContainerPause { .. } => vec!["pause", "container pause"],
+        O::ContainerUnpause { .. } => vec!["unpause", "container unpause"],
+        O::ContainerWait { .. } => vec!["wait", "run", "container wait", "container run"],
+        O::ContainerDelete { .. } => vec!["rm", "container rm"],
+        O::ContainerArchiveStat { .. }
+        | O::ContainerArchiveGet { .. }
+        | O::ContainerArchivePut { .. } => vec!["cp", "container cp"],
+        O::ExecCreate { .. }
+        | O::ExecStart { .. }
+        | O::ExecResize { .. }
+        | O::ExecInspect { .. } => {
+            vec!["exec", "container exec"]
+        }
+        O::ImageList => vec!["images", "image ls", "image list"],
+        O::ImageCreate if request.query.get("fromImage").is_some() => vec!["pull", "image pull"],
+        O::ImageCreate => vec!["import", "image import"],
+        O::ImageSearch => vec!["search"],
+        O::ImagePrune => vec!["image prune", "system prune"],
+        O::ImageLoad => vec!["load", "image load"],
+        O::ImageGetAll | O::ImageGet { .. } => vec!["save", "image save"],
+        O::ImageInspect { .. } => vec!["inspect", "image inspect"],
+        O::ImageHistory { .. } => vec!["history", "image history"],
+        O::ImagePush { .. } => vec!["push", "image push"],
+        O::ImageTag { .. } => vec!["tag", "image tag"],
+        O::ImageDelete { .. } => vec!["rmi", "image rm"],
+        O::Commit => vec!["commit", "container commit"],
+        O::Build | O::Session | O::BuildCancel => vec!["build", "image build", "builder build"],
+        O::BuildPrune => vec!["builder prune", "system prune"],
+        O::VolumeList => vec!["volume ls"],
+        O::VolumeCreate => vec!["volume create"],
+        O::VolumePrune => vec!["volume prune", "system prune"],
+        O::VolumeInspect { .. } => vec!["volume inspect"],
+        O::VolumeDelete { .. } => vec!["volume rm"],
+        O::NetworkList => vec!["network ls"],
+        O::NetworkCreate => vec!["network create"],
+        O::NetworkPrune => vec!["network prune", "system prune"],
+        O::NetworkInspect { .. } => vec!["network inspect"],
+        O::NetworkConnect { .. } => vec!["network connect"],
+        O::NetworkDisconnect { .. } => vec!["network disconnect"],
+        O::NetworkDelete { .. } => vec!["network rm"],
+    }
+}
+
+/// Whether a create body mounts the Docker socket (the gateway then gives the container a socket
+/// of its own).
+#[must_use]
+pub fn has_socket_mounts(request: &Request, places: &SocketPlaces<'_>) -> bool {
+    if request.route.operation != Operation::ContainerCreate {
+        return false;
+    }
+    let Some(hc) = request.body.as_ref().and_then(|b| b.get("HostConfig")) else {
+        return false;
+    };
+    strings(hc.get("Binds")).iter().any(|bind| {
+        let source = bind.split(':').next().unwrap_or("");
+        source.starts_with('/') && places.holds(source)
+    }) || match hc.get("Mounts") {
+        Some(Value::Array(mounts)) => mounts
+            .iter()
+            .any(|m| str_of(m.get("Type")) == "bind" && places.holds(str_of(m.get("Source")))),
+        _ => false,
     }
 }
 
@@ -1039,6 +1330,9 @@ mod tests {
             engine_pulls_filtered: false,
             caller: 1000,
             containers: &containers,
+            socket_paths: &[],
+            container_sockets: None,
+            via_container: None,
         };
         decide(&request, &ctx)
     }
@@ -1457,6 +1751,9 @@ mod tests {
             engine_pulls_filtered: false,
             caller: 1000,
             containers: &BTreeMap::new(),
+            socket_paths: &[],
+            container_sockets: None,
+            via_container: None,
         };
         let route = Route::parse(&Method::POST, "/containers/create").unwrap();
         let request = Request::new(route, "", br#"{"Image":"busybox"}"#).unwrap();
@@ -1511,5 +1808,222 @@ mod tests {
             stamp_owner(&mut request, 1000).unwrap_err().rule,
             "eci.owner_label"
         );
+    }
+
+    fn socket_settings(commands: &str) -> Settings {
+        let text = format!(
+            r#"{{"configurationFileVersion": 2,
+              "enhancedContainerIsolation": {{"locked": true, "value": true,
+                "dockerSocketMount": {{"imageList": {{"images": ["docker:cli", "127.0.0.1:5000/tools:*"]}},
+                                      "commandList": {commands}}}}}}}"#
+        );
+        Policy::parse("p.json", text.as_bytes())
+            .unwrap()
+            .effective(None, &UserContext::new(1000, "/home/u"))
+    }
+
+    fn socket_ctx_judge(
+        settings: &Settings,
+        image: &ImageLookup,
+        body: &str,
+        via: Option<(&str, &str)>,
+        path: &str,
+        query: &str,
+    ) -> (Decision, Request) {
+        let route = Route::parse(&Method::POST, path).unwrap();
+        let request = Request::new(route, query, body.as_bytes()).unwrap();
+        let images: BTreeMap<String, ImageLookup> = images_to_look_up(&request)
+            .into_iter()
+            .map(|n| (n, image.clone()))
+            .collect();
+        let protected = [PathBuf::from("/run/stk")];
+        let sockets = [PathBuf::from("/run/stk/docker.sock")];
+        let resolve = |p: &Path| -> Option<PathBuf> {
+            let s = p.to_str()?;
+            // /home/u/sock is a symlink to the gateway socket.
+            if s == "/home/u/sock" {
+                return Some(PathBuf::from("/run/stk/docker.sock"));
+            }
+            (s.starts_with("/run/stk") || s.starts_with("/home/u") || s == "/")
+                .then(|| p.to_path_buf())
+        };
+        let containers = BTreeMap::new();
+        let ctx = Context {
+            settings,
+            protected: &protected,
+            resolve: &resolve,
+            catalog: None,
+            images: &images,
+            engine_pulls_filtered: false,
+            caller: 1000,
+            containers: &containers,
+            socket_paths: &sockets,
+            container_sockets: Some(Path::new("/run/stk/c")),
+            via_container: via,
+        };
+        let d = decide(&request, &ctx);
+        let mut rewritten = request.clone();
+        if d.allow {
+            let places = SocketPlaces {
+                paths: &sockets,
+                container_dir: Some(Path::new("/run/stk/c")),
+                resolve: &resolve,
+            };
+            assert_eq!(has_socket_mounts(&request, &places), body.contains("sock"));
+            rewrite_socket_mounts(
+                &mut rewritten,
+                &places,
+                Path::new("/run/stk/c/tok/docker.sock"),
+            );
+        }
+        (d, rewritten)
+    }
+
+    #[test]
+    fn socket_mounts_need_an_allowed_image_and_get_a_socket_of_their_own() {
+        let s = socket_settings(r#"{"type": "deny", "commands": ["push", "build*"]}"#);
+        let d = format!("@sha256:{}", "e".repeat(64));
+        let pulled = ImageLookup::Present {
+            id: "sha256:1".into(),
+            repo_digests: vec![format!("docker{d}")],
+        };
+        let retagged = ImageLookup::Present {
+            id: "sha256:2".into(),
+            repo_digests: vec![],
+        };
+        let create = |image: &ImageLookup, name: &str, hc: &str| {
+            socket_ctx_judge(
+                &s,
+                image,
+                &format!(r#"{{"Image":"{name}","HostConfig":{hc}}}"#),
+                None,
+                "/containers/create",
+                "",
+            )
+        };
+        let (ok, body) = create(
+            &pulled,
+            "docker:cli",
+            r#"{"Binds":["/run/stk/docker.sock:/var/run/docker.sock"]}"#,
+        );
+        assert!(ok.allow, "{}", ok.reason);
+        let binds = body
+            .body
+            .as_ref()
+            .unwrap()
+            .get("HostConfig")
+            .unwrap()
+            .get("Binds")
+            .unwrap();
+        assert_eq!(
+            binds.as_array().unwrap()[0].as_str(),
+            Some("/run/stk/c/tok/docker.sock:/var/run/docker.sock")
+        );
+        // Through a symlink, and as a Mounts entry, it is the same socket.
+        let (ok, body) = create(
+            &pulled,
+            "docker:cli",
+            r#"{"Mounts":[{"Type":"bind","Source":"/home/u/sock","Target":"/s"}]}"#,
+        );
+        assert!(ok.allow, "{}", ok.reason);
+        let source = body
+            .body
+            .as_ref()
+            .unwrap()
+            .get("HostConfig")
+            .unwrap()
+            .get("Mounts")
+            .unwrap()
+            .as_array()
+            .unwrap()[0]
+            .get("Source")
+            .unwrap()
+            .as_str();
+        assert_eq!(source, Some("/run/stk/c/tok/docker.sock"));
+        // A container's own socket passed on to a child counts too.
+        assert!(
+            create(
+                &pulled,
+                "docker:cli",
+                r#"{"Binds":["/run/stk/c/other/docker.sock:/s"]}"#
+            )
+            .0
+            .allow
+        );
+        // Not in the list, re-tagged, or not present: refused with Docker Desktop's words.
+        let (no, _) = create(
+            &pulled,
+            "busybox",
+            r#"{"Binds":["/run/stk/docker.sock:/s"]}"#,
+        );
+        assert_eq!(no.rule, "eci.socket_mount");
+        assert!(no.reason.starts_with("enhanced container isolation: docker socket mount denied for container with image \"docker.io/library/busybox\""), "{}", no.reason);
+        assert!(
+            !create(
+                &retagged,
+                "docker:cli",
+                r#"{"Binds":["/run/stk/docker.sock:/s"]}"#
+            )
+            .0
+            .allow
+        );
+        assert!(
+            !create(
+                &ImageLookup::Missing,
+                "docker:cli",
+                r#"{"Binds":["/run/stk/docker.sock:/s"]}"#
+            )
+            .0
+            .allow
+        );
+        // Other things in the socket directory stay protected.
+        assert_eq!(
+            create(&pulled, "docker:cli", r#"{"Binds":["/run/stk:/s"]}"#)
+                .0
+                .rule,
+            "eci.bind_mount"
+        );
+    }
+
+    #[test]
+    fn the_command_list_holds_requests_from_container_sockets() {
+        let deny = socket_settings(r#"{"type": "deny", "commands": ["push", "build*"]}"#);
+        let allow =
+            socket_settings(r#"{"type": "allow", "commands": ["container*", "pull", "images"]}"#);
+        let via = Some(("c0ffee", "/v1.43/images/x/push?tag=1"));
+        let run = |s: &Settings, path: &str, query: &str, body: &str, via: Option<(&str, &str)>| {
+            socket_ctx_judge(s, &ImageLookup::Missing, body, via, path, query).0
+        };
+        let pushed = run(&deny, "/images/x/push", "tag=1", "", via);
+        assert_eq!(pushed.rule, "eci.command_list");
+        assert!(
+            pushed
+                .reason
+                .contains("docker command \"/v1.43/images/x/push?tag=1\" is blocked"),
+            "{}",
+            pushed.reason
+        );
+        assert!(!run(&deny, "/build", "", "", via).allow);
+        assert!(run(&deny, "/images/create", "fromImage=busybox", "", via).allow);
+        // The same requests from the user's own socket are not held to the list.
+        assert!(run(&deny, "/images/x/push", "tag=1", "", None).allow);
+        assert!(
+            run(
+                &allow,
+                "/containers/create",
+                "",
+                r#"{"Image":"busybox"}"#,
+                via
+            )
+            .allow
+        );
+        assert!(run(&allow, "/containers/abc/start", "", "", via).allow);
+        assert!(run(&allow, "/images/create", "fromImage=busybox", "", via).allow);
+        assert!(!run(&allow, "/images/create", "fromSrc=-", "", via).allow);
+        assert!(!run(&allow, "/volumes/create", "", r#"{"Name":"v"}"#, via).allow);
+        assert!(!run(&allow, "/images/x/tag", "repo=y", "", via).allow);
+        assert!(glob_match(b"container*", b"container run"));
+        assert!(!glob_match(b"container*", b"run"));
+        assert!(glob_match(b"*", b""));
     }
 }
