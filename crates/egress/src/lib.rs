@@ -7,6 +7,9 @@
 //! [`Decide`] implementation to ask.
 #![forbid(unsafe_code)]
 
+pub mod decide;
+pub mod pac;
 mod target;
 
+pub use decide::{Decider, DeciderOptions, SystemProxy};
 pub use target::{Decide, DecideError, Hop, Plan, Scheme, Target};
