@@ -1564,6 +1564,76 @@ const BYPASS_CREATE: &[(&str, &str)] = &[
     ("unknown field", r#"{"Image":"IMAGE","HostConfig":{"Bogus":true}}"#),
     ("wrong type", r#"{"Image":"IMAGE","HostConfig":{"Privileged":"true"}}"#),
     ("lone surrogate", r#"{"Image":"IMAGE","Labels":{"a":"\ud800"}}"#),
+    // Key spellings Go folds together (U+017F long s, U+212A Kelvin) on other fields.
+    ("security opt via long s", "{\"Image\":\"IMAGE\",\"HostConfig\":{\"\u{17F}ecurityOpt\":[\"seccomp=unconfined\"]}}"),
+    ("devices via long s", "{\"Image\":\"IMAGE\",\"HostConfig\":{\"Device\u{17F}\":[{\"PathOnHost\":\"/dev/mem\",\"PathInContainer\":\"/dev/mem\",\"CgroupPermissions\":\"rwm\"}]}}"),
+    ("binds via long s", "{\"Image\":\"IMAGE\",\"HostConfig\":{\"Bind\u{17F}\":[\"/:/host\"]}}"),
+    ("masked paths via long s", "{\"Image\":\"IMAGE\",\"HostConfig\":{\"Ma\u{17F}kedPaths\":[]}}"),
+    ("escaped long s key", r#"{"Image":"IMAGE","HostConfig":{"\u017fysctls":{"kernel.core_pattern":"|/x"}}}"#),
+    ("upper-case HOSTCONFIG", r#"{"Image":"IMAGE","HOSTCONFIG":{"PRIVILEGED":true}}"#),
+    ("key with a NUL", r#"{"Image":"IMAGE","HostConfig":{"Privileged\u0000":true}}"#),
+    ("duplicate HostConfig, last privileged", r#"{"Image":"IMAGE","HostConfig":{"Privileged":false},"HostConfig":{"Privileged":true}}"#),
+    ("nested duplicate Binds", r#"{"Image":"IMAGE","HostConfig":{"Binds":[],"binds":["/etc:/e"]}}"#),
+    ("privileged as number", r#"{"Image":"IMAGE","HostConfig":{"Privileged":1}}"#),
+    ("body is an array", r#"[{"Image":"IMAGE","HostConfig":{"Privileged":true}}]"#),
+    ("body is null", "null"),
+    // Capabilities in other spellings and the well-known escape ones.
+    ("cap all lower", r#"{"Image":"IMAGE","HostConfig":{"CapAdd":["all"]}}"#),
+    ("cap ALL", r#"{"Image":"IMAGE","HostConfig":{"CapAdd":["ALL"]}}"#),
+    ("cap SYS_MODULE", r#"{"Image":"IMAGE","HostConfig":{"CapAdd":["SYS_MODULE"]}}"#),
+    ("cap DAC_READ_SEARCH (shocker)", r#"{"Image":"IMAGE","HostConfig":{"CapAdd":["DAC_READ_SEARCH"]}}"#),
+    ("cap SYS_PTRACE", r#"{"Image":"IMAGE","HostConfig":{"CapAdd":["CAP_SYS_PTRACE"]}}"#),
+    ("cap NET_ADMIN", r#"{"Image":"IMAGE","HostConfig":{"CapAdd":["net_admin"]}}"#),
+    ("cap BPF", r#"{"Image":"IMAGE","HostConfig":{"CapAdd":["BPF"]}}"#),
+    ("cap SYSLOG", r#"{"Image":"IMAGE","HostConfig":{"CapAdd":["SYSLOG"]}}"#),
+    // Security options in other spellings.
+    ("custom seccomp profile allowing everything", r#"{"Image":"IMAGE","HostConfig":{"SecurityOpt":["seccomp={\"defaultAction\":\"SCMP_ACT_ALLOW\"}"]}}"#),
+    ("apparmor legacy colon", r#"{"Image":"IMAGE","HostConfig":{"SecurityOpt":["apparmor:unconfined"]}}"#),
+    ("label legacy colon", r#"{"Image":"IMAGE","HostConfig":{"SecurityOpt":["label:disable"]}}"#),
+    ("label type spc_t", r#"{"Image":"IMAGE","HostConfig":{"SecurityOpt":["label=type:spc_t"]}}"#),
+    ("no-new-privileges colon false", r#"{"Image":"IMAGE","HostConfig":{"SecurityOpt":["no-new-privileges:false"]}}"#),
+    ("masked paths reduced", r#"{"Image":"IMAGE","HostConfig":{"MaskedPaths":["/proc/asound"]}}"#),
+    // Namespaces of other containers.
+    ("pid of another container", r#"{"Image":"IMAGE","HostConfig":{"PidMode":"container:someone"}}"#),
+    ("ipc of another container", r#"{"Image":"IMAGE","HostConfig":{"IpcMode":"container:someone"}}"#),
+    ("network of a container made elsewhere", r#"{"Image":"IMAGE","HostConfig":{"NetworkMode":"container:someone"}}"#),
+    ("link to a container made elsewhere", r#"{"Image":"IMAGE","HostConfig":{"Links":["/someone:db"]}}"#),
+    ("volumes-from read-write", r#"{"Image":"IMAGE","HostConfig":{"VolumesFrom":["someone:rw"]}}"#),
+    ("cgroup of another container", r#"{"Image":"IMAGE","HostConfig":{"Cgroup":"container:someone"}}"#),
+    // Sysctls that are not namespaced.
+    ("sysctl modprobe", r#"{"Image":"IMAGE","HostConfig":{"Sysctls":{"kernel.modprobe":"/tmp/x"}}}"#),
+    ("sysctl upper case", r#"{"Image":"IMAGE","HostConfig":{"Sysctls":{"KERNEL.CORE_PATTERN":"|/x"}}}"#),
+    ("sysctl vm", r#"{"Image":"IMAGE","HostConfig":{"Sysctls":{"vm.overcommit_memory":"1"}}}"#),
+    ("sysctl suid_dumpable", r#"{"Image":"IMAGE","HostConfig":{"Sysctls":{"fs.suid_dumpable":"2"}}}"#),
+    // Host paths in other spellings, and Stockade's own sockets.
+    ("bind double slash", r#"{"Image":"IMAGE","HostConfig":{"Binds":["//etc:/e"]}}"#),
+    ("bind proc", r#"{"Image":"IMAGE","HostConfig":{"Binds":["/proc:/p"]}}"#),
+    ("bind sys", r#"{"Image":"IMAGE","HostConfig":{"Binds":["/sys:/s"]}}"#),
+    ("bind dev", r#"{"Image":"IMAGE","HostConfig":{"Binds":["/dev:/d"]}}"#),
+    ("bind root home", r#"{"Image":"IMAGE","HostConfig":{"Binds":["/root/../etc:/x"]}}"#),
+    ("bind the engine socket", r#"{"Image":"IMAGE","HostConfig":{"Binds":["ENGINESOCK:/var/run/docker.sock"]}}"#),
+    ("mount the engine socket", r#"{"Image":"IMAGE","HostConfig":{"Mounts":[{"Type":"bind","Source":"ENGINESOCK","Target":"/s"}]}}"#),
+    ("bind the gateway socket, image not allowed", r#"{"Image":"IMAGE","HostConfig":{"Binds":["GWSOCK:/var/run/docker.sock"]}}"#),
+    ("mount the gateway socket, image not allowed", r#"{"Image":"IMAGE","HostConfig":{"Mounts":[{"Type":"bind","Source":"GWSOCK","Target":"/s"}]}}"#),
+    ("bind the container sockets directory", r#"{"Image":"IMAGE","HostConfig":{"Binds":["GWSOCK.containers:/c"]}}"#),
+    ("bind the gateway directory", r#"{"Image":"IMAGE","HostConfig":{"Binds":["GWDIR:/g"]}}"#),
+    ("mount type npipe", r#"{"Image":"IMAGE","HostConfig":{"Mounts":[{"Type":"npipe","Source":"/","Target":"/h"}]}}"#),
+    ("mount type cluster", r#"{"Image":"IMAGE","HostConfig":{"Mounts":[{"Type":"cluster","Source":"x","Target":"/h"}]}}"#),
+    ("volume plugin driver in mount", r#"{"Image":"IMAGE","HostConfig":{"Mounts":[{"Type":"volume","Source":"v","Target":"/v","VolumeOptions":{"DriverConfig":{"Name":"rexray"}}}]}}"#),
+    ("volume tmpfs type with bind option", r#"{"Image":"IMAGE","HostConfig":{"Mounts":[{"Type":"volume","Target":"/v","VolumeOptions":{"DriverConfig":{"Options":{"type":"tmpfs","o":"bind","device":"/etc"}}}}]}}"#),
+    ("volume nfs", r#"{"Image":"IMAGE","HostConfig":{"Mounts":[{"Type":"volume","Target":"/v","VolumeOptions":{"DriverConfig":{"Options":{"type":"nfs","o":"addr=10.0.0.1","device":":/export"}}}}]}}"#),
+    ("volume driver default", r#"{"Image":"IMAGE","HostConfig":{"VolumeDriver":"rexray"}}"#),
+    // Other engine-side powers.
+    ("gelf log driver", r#"{"Image":"IMAGE","HostConfig":{"LogConfig":{"Type":"gelf","Config":{"gelf-address":"udp://10.0.0.1:12201"}}}}"#),
+    ("fluentd log driver", r#"{"Image":"IMAGE","HostConfig":{"LogConfig":{"Type":"fluentd","Config":{}}}}"#),
+    ("splunk log driver", r#"{"Image":"IMAGE","HostConfig":{"LogConfig":{"Type":"splunk","Config":{}}}}"#),
+    ("hyperv isolation", r#"{"Image":"IMAGE","HostConfig":{"Isolation":"hyperv"}}"#),
+    ("annotations", r#"{"Image":"IMAGE","HostConfig":{"Annotations":{"io.kubernetes.cri-o.Devices":"/dev/mem"}}}"#),
+    ("cgroup parent dot-dot", r#"{"Image":"IMAGE","HostConfig":{"CgroupParent":"../../"}}"#),
+    // Ownership and images.
+    ("forged owner label", r#"{"Image":"IMAGE","Labels":{"io.stockade.owner":"1000"}}"#),
+    ("image from a forbidden registry", r#"{"Image":"quay.io/evil/tool:1"}"#),
+    ("image name that is no reference", r#"{"Image":"../../containers/x"}"#),
 ];
 
 fn bypass_create_bodies_make_no_container(rig: &Rig) -> Outcome {
@@ -1571,7 +1641,12 @@ fn bypass_create_bodies_make_no_container(rig: &Rig) -> Outcome {
     let mut failures = Vec::new();
     for (what, body) in BYPASS_CREATE {
         let name = unique("bypass");
-        let body = body.replace("IMAGE", TEST_IMAGE);
+        let gateway_dir = socket.parent().unwrap_or(Path::new("/"));
+        let body = body
+            .replace("IMAGE", TEST_IMAGE)
+            .replace("ENGINESOCK", &rig.engine.socket().to_string_lossy())
+            .replace("GWSOCK", &socket.to_string_lossy())
+            .replace("GWDIR", &gateway_dir.to_string_lossy());
         let answer = http::request(
             &socket,
             "POST",
