@@ -2722,7 +2722,7 @@ fn socket_mounts_get_their_own_held_socket(rig: &Rig) -> Outcome {
             (
                 "enhancedContainerIsolation",
                 serde_json::json!({"locked": true, "value": true, "dockerSocketMount": {
-                    "imageList": {"images": [format!("{repo}:*")], "allowDerivedImages": false},
+                    "imageList": {"images": [format!("{repo}:*")], "allowDerivedImages": true},
                     "commandList": {"type": "deny", "commands": ["push", "volume*"]}}}),
             ),
             (
@@ -2842,6 +2842,37 @@ fn socket_mounts_get_their_own_held_socket(rig: &Rig) -> Outcome {
             )?;
         }
         let _ = direct.run(&["rmi", &retagged], None, SHORT);
+        // A local image built FROM the allowed one (allowDerivedImages) may mount the socket.
+        let ctx = write_context(&format!("FROM {image}\nCOPY data.txt /data.txt\n"))?;
+        let derived = unique("derived");
+        let built = cli.clone().with_env("DOCKER_BUILDKIT", "0").run(
+            &["build", "-t", &derived, &ctx.to_string_lossy()],
+            None,
+            LONG,
+        )?;
+        let _ = std::fs::remove_dir_all(&ctx);
+        ensure(built.success(), || {
+            format!("build of a derived image: {}", built.describe())
+        })?;
+        let ran = cli.run(
+            &[
+                "run",
+                "--rm",
+                "-v",
+                &mount,
+                &derived,
+                "docker",
+                "version",
+                "--format",
+                "{{.Server.Version}}",
+            ],
+            None,
+            LONG,
+        )?;
+        let _ = direct.run(&["rmi", "-f", &derived], None, SHORT);
+        ensure(ran.success(), || {
+            format!("socket mount of a derived image: {}", ran.describe())
+        })?;
         let last = must(&direct, &["ps", "-aq"])?;
         ensure(last == baseline, || {
             format!("a refused socket mount left a container: {baseline:?} then {last:?}")

@@ -117,6 +117,7 @@ pub fn run(args: &ExplainArgs) -> Result<(), Failure> {
         socket_paths: &[],
         container_sockets: None,
         via_container: None,
+        base_images: &[],
     };
     let decision = rules::decide(&request, &ctx);
     let mut out = std::io::stdout().lock();

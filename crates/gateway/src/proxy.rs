@@ -594,7 +594,72 @@ impl Connection {
             let owner = self.look_up_owner(&name).await?;
             facts.containers.insert(name, owner);
         }
+        if self.needs_base_images(request) {
+            facts.bases = self.look_up_bases().await?;
+        }
         Ok(facts)
+    }
+
+    fn needs_base_images(&self, request: &stockade_engine_api::Request) -> bool {
+        let Ok((_, settings)) = self.caller_settings() else {
+            return false;
+        };
+        let resolve = |p: &std::path::Path| std::fs::canonicalize(p).ok();
+        let places = stockade_policy::rules::SocketPlaces {
+            paths: &self.config.socket_paths,
+            container_dir: self
+                .pool
+                .sockets
+                .as_deref()
+                .map(crate::container_socket::Registry::dir),
+            resolve: &resolve,
+        };
+        stockade_policy::rules::needs_base_images(request, &settings, &places)
+    }
+
+    /// The engine's pulled images (those with registry digests) with their layers.
+    async fn look_up_bases(&self) -> Result<Vec<stockade_policy::rules::BaseImage>, Refusal> {
+        let failed = |what: &dyn std::fmt::Display| {
+            Refusal::Denied(format!(
+                "enhanced container isolation: the engine's images could not be listed ({what}); try again"
+            ))
+        };
+        let (status, body) = self
+            .engine_get("/images/json")
+            .await?
+            .map_err(|e| failed(&e))?;
+        if status != StatusCode::OK {
+            return Err(failed(&format_args!("the engine answered {status}")));
+        }
+        #[derive(serde::Deserialize)]
+        struct Summary {
+            #[serde(rename = "Id")]
+            id: String,
+            #[serde(rename = "RepoDigests", default)]
+            repo_digests: Option<Vec<String>>,
+        }
+        let list: Vec<Summary> = serde_json::from_slice(&body).map_err(|e| failed(&e))?;
+        let mut bases = Vec::new();
+        for summary in list
+            .into_iter()
+            .filter(|s| s.repo_digests.as_ref().is_some_and(|d| !d.is_empty()))
+            .take(MAX_BASE_IMAGES)
+        {
+            let (status, body) = self
+                .engine_get(&format!("/images/{}/json", encode_path(&summary.id)))
+                .await?
+                .map_err(|e| failed(&e))?;
+            if status != StatusCode::OK {
+                continue;
+            }
+            let inspect: ImageInspect = serde_json::from_slice(&body).map_err(|e| failed(&e))?;
+            bases.push(stockade_policy::rules::BaseImage {
+                repo_tags: inspect.repo_tags.unwrap_or_default(),
+                repo_digests: inspect.repo_digests.unwrap_or_default(),
+                layers: inspect.root_fs.and_then(|r| r.layers).unwrap_or_default(),
+            });
+        }
+        Ok(bases)
     }
 
     /// The owner label of a container, `None` when it has none or does not exist.
@@ -693,17 +758,12 @@ impl Connection {
         match status {
             StatusCode::NOT_FOUND => Ok(ImageLookup::Missing),
             StatusCode::OK => {
-                #[derive(serde::Deserialize)]
-                struct Inspect {
-                    #[serde(rename = "Id")]
-                    id: String,
-                    #[serde(rename = "RepoDigests", default)]
-                    repo_digests: Option<Vec<String>>,
-                }
-                let inspect: Inspect = serde_json::from_slice(&body).map_err(|e| failed(&e))?;
+                let inspect: ImageInspect =
+                    serde_json::from_slice(&body).map_err(|e| failed(&e))?;
                 Ok(ImageLookup::Present {
                     id: inspect.id,
                     repo_digests: inspect.repo_digests.unwrap_or_default(),
+                    layers: inspect.root_fs.and_then(|r| r.layers).unwrap_or_default(),
                 })
             }
             other => Err(failed(&format_args!("the engine answered {other}"))),
@@ -761,6 +821,7 @@ impl Connection {
             socket_paths: &self.config.socket_paths,
             container_sockets: self.pool.sockets.as_deref().map(|r| r.dir()),
             via_container: self.peer.container.as_deref().map(|c| (c, target)),
+            base_images: &facts.bases,
         };
         let decision = stockade_policy::rules::decide(request, &ctx);
         (!decision.allow).then(|| {
@@ -1073,7 +1134,30 @@ fn stream_back(response: Response<Incoming>) -> Response<Body> {
 struct Facts {
     images: BTreeMap<String, ImageLookup>,
     containers: BTreeMap<String, Option<u32>>,
+    bases: Vec<stockade_policy::rules::BaseImage>,
 }
+
+/// The parts of `GET /images/{name}/json` the rules use.
+#[derive(serde::Deserialize)]
+struct ImageInspect {
+    #[serde(rename = "Id")]
+    id: String,
+    #[serde(rename = "RepoTags", default)]
+    repo_tags: Option<Vec<String>>,
+    #[serde(rename = "RepoDigests", default)]
+    repo_digests: Option<Vec<String>>,
+    #[serde(rename = "RootFS", default)]
+    root_fs: Option<RootFs>,
+}
+
+#[derive(serde::Deserialize)]
+struct RootFs {
+    #[serde(rename = "Layers", default)]
+    layers: Option<Vec<String>>,
+}
+
+/// At most this many pulled images are inspected as candidate bases of a derived image.
+const MAX_BASE_IMAGES: usize = 256;
 
 /// The answer to an archive that could not be spooled or read.
 fn spool_refusal(e: SpoolError) -> Refusal {

@@ -52,6 +52,7 @@ fn main() {
         socket_paths: &[],
         container_sockets: None,
         via_container: None,
+        base_images: &[],
     };
     let request = Request::new(route.clone(), "name=x", CREATE.as_bytes()).unwrap();
     assert!(decide(&request, &ctx).allow);
@@ -80,6 +81,7 @@ fn main() {
             socket_paths: &[],
             container_sockets: None,
             via_container: None,
+            base_images: &[],
         };
         (decide(&request, &ctx), request.body_bytes())
     });

@@ -55,6 +55,9 @@ pub struct Context<'a> {
     /// Set when the request came through a container's own socket: the container, and the
     /// request target (`/v1.43/images/x/push?tag=1`) for `commandList` messages.
     pub via_container: Option<(&'a str, &'a str)>,
+    /// Local images with registry digests, when a socket mount of a local-only image may be
+    /// allowed as derived from one of them ([`needs_base_images`]).
+    pub base_images: &'a [BaseImage],
 }
 
 /// The label the gateway puts on every container, volume and network it creates: the
@@ -73,7 +76,21 @@ pub enum ImageLookup {
         /// Where it was pulled from or pushed to (`repo@sha256:…`); empty for images built,
         /// committed, loaded or imported here.
         repo_digests: Vec<String>,
+        /// Its layers (`RootFS.Layers`), for telling whether it was built from another image.
+        layers: Vec<String>,
     },
+}
+
+/// A local image pulled from a registry, a candidate base of a locally built image (for
+/// `allowDerivedImages`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BaseImage {
+    /// Its names (`RepoTags`).
+    pub repo_tags: Vec<String>,
+    /// Its registry digests (`RepoDigests`).
+    pub repo_digests: Vec<String>,
+    /// Its layers (`RootFS.Layers`).
+    pub layers: Vec<String>,
 }
 
 impl std::fmt::Debug for Context<'_> {
@@ -925,8 +942,24 @@ fn socket_mount(image: &str, ctx: &Context<'_>) -> Verdict {
         return Ok(());
     }
     match ctx.images.get(image) {
-        Some(ImageLookup::Present { repo_digests, .. }) => {
+        Some(ImageLookup::Present {
+            repo_digests,
+            layers,
+            ..
+        }) => {
             if patterns.iter().any(|p| p.matches(&reference, repo_digests)) {
+                return Ok(());
+            }
+            // Docker Desktop's derived images: a local-only image whose layers start with all
+            // the layers of a pulled image the list allows (it was built FROM that image).
+            let derived = ctx.settings.eci.allow_derived_images
+                && repo_digests.is_empty()
+                && ctx.base_images.iter().any(|base| {
+                    !base.layers.is_empty()
+                        && layers.starts_with(&base.layers)
+                        && base_allowed(base, &patterns)
+                });
+            if derived {
                 Ok(())
             } else {
                 refused(&shown)
@@ -936,6 +969,30 @@ fn socket_mount(image: &str, ctx: &Context<'_>) -> Verdict {
         // it first).
         _ => refused(&shown),
     }
+}
+
+/// Whether a pulled image is in the socket-mount list under any of its names.
+fn base_allowed(base: &BaseImage, patterns: &[ImagePattern]) -> bool {
+    base.repo_tags
+        .iter()
+        .chain(&base.repo_digests)
+        .filter_map(|name| Reference::parse_normalized(name).ok())
+        .any(|name| {
+            patterns
+                .iter()
+                .any(|p| p.matches(&name, &base.repo_digests))
+        })
+}
+
+/// Whether the gateway should list the local images for [`Context::base_images`]: a socket
+/// mount under `allowDerivedImages`.
+#[must_use]
+pub fn needs_base_images(
+    request: &Request,
+    settings: &Settings,
+    places: &SocketPlaces<'_>,
+) -> bool {
+    settings.eci.enabled && settings.eci.allow_derived_images && has_socket_mounts(request, places)
 }
 
 /// Replaces the source of every Docker socket mount in a create body with `socket` (the
@@ -1333,6 +1390,7 @@ mod tests {
             socket_paths: &[],
             container_sockets: None,
             via_container: None,
+            base_images: &[],
         };
         decide(&request, &ctx)
     }
@@ -1625,11 +1683,13 @@ mod tests {
         let local = ImageLookup::Present {
             id: "sha256:1".to_owned(),
             repo_digests: Vec::new(),
+            layers: Vec::new(),
         };
         let d = format!("@sha256:{}", "c".repeat(64));
         let from_bad = ImageLookup::Present {
             id: "sha256:2".to_owned(),
             repo_digests: vec![format!("127.0.0.2:5000/app{d}")],
+            layers: Vec::new(),
         };
         assert!(
             build(
@@ -1693,6 +1753,7 @@ mod tests {
         let present = |digests: &[&str]| ImageLookup::Present {
             id: format!("sha256:{}", "b".repeat(64)),
             repo_digests: digests.iter().map(|d| (*d).to_owned()).collect(),
+            layers: Vec::new(),
         };
         let run = |image: &ImageLookup, name: &str| {
             judge_with(
@@ -1754,6 +1815,7 @@ mod tests {
             socket_paths: &[],
             container_sockets: None,
             via_container: None,
+            base_images: &[],
         };
         let route = Route::parse(&Method::POST, "/containers/create").unwrap();
         let request = Request::new(route, "", br#"{"Image":"busybox"}"#).unwrap();
@@ -1830,6 +1892,18 @@ mod tests {
         path: &str,
         query: &str,
     ) -> (Decision, Request) {
+        socket_ctx_judge_with(settings, image, body, via, path, query, &[])
+    }
+
+    fn socket_ctx_judge_with(
+        settings: &Settings,
+        image: &ImageLookup,
+        body: &str,
+        via: Option<(&str, &str)>,
+        path: &str,
+        query: &str,
+        bases: &[BaseImage],
+    ) -> (Decision, Request) {
         let route = Route::parse(&Method::POST, path).unwrap();
         let request = Request::new(route, query, body.as_bytes()).unwrap();
         let images: BTreeMap<String, ImageLookup> = images_to_look_up(&request)
@@ -1860,6 +1934,7 @@ mod tests {
             socket_paths: &sockets,
             container_sockets: Some(Path::new("/run/stk/c")),
             via_container: via,
+            base_images: bases,
         };
         let d = decide(&request, &ctx);
         let mut rewritten = request.clone();
@@ -1886,10 +1961,12 @@ mod tests {
         let pulled = ImageLookup::Present {
             id: "sha256:1".into(),
             repo_digests: vec![format!("docker{d}")],
+            layers: Vec::new(),
         };
         let retagged = ImageLookup::Present {
             id: "sha256:2".into(),
             repo_digests: vec![],
+            layers: Vec::new(),
         };
         let create = |image: &ImageLookup, name: &str, hc: &str| {
             socket_ctx_judge(
@@ -2025,5 +2102,58 @@ mod tests {
         assert!(glob_match(b"container*", b"container run"));
         assert!(!glob_match(b"container*", b"run"));
         assert!(glob_match(b"*", b""));
+    }
+
+    #[test]
+    fn derived_images_may_mount_the_socket_when_allowed() {
+        let text = r#"{"configurationFileVersion": 2,
+            "enhancedContainerIsolation": {"locked": true, "value": true,
+              "dockerSocketMount": {"imageList": {"images": ["paketo/builder:*"], "allowDerivedImages": true}}}}"#;
+        let allow = Policy::parse("p.json", text.as_bytes())
+            .unwrap()
+            .effective(None, &UserContext::new(1000, "/home/u"));
+        let mut deny = allow.clone();
+        deny.eci.allow_derived_images = false;
+        let d = format!("@sha256:{}", "f".repeat(64));
+        let base = BaseImage {
+            repo_tags: vec!["paketo/builder:base".into()],
+            repo_digests: vec![format!("paketo/builder{d}")],
+            layers: vec!["sha256:l1".into(), "sha256:l2".into()],
+        };
+        let other = BaseImage {
+            repo_tags: vec!["evil/base:1".into()],
+            repo_digests: vec![format!("evil/base{d}")],
+            layers: vec!["sha256:e1".into()],
+        };
+        let local = |layers: &[&str]| ImageLookup::Present {
+            id: "sha256:9".into(),
+            repo_digests: vec![],
+            layers: layers.iter().map(|l| (*l).to_owned()).collect(),
+        };
+        let body = r#"{"Image":"ephemeral:1","HostConfig":{"Binds":["/run/stk/docker.sock:/s"]}}"#;
+        let run = |s: &Settings, image: &ImageLookup| {
+            socket_ctx_judge_with(
+                s,
+                image,
+                body,
+                None,
+                "/containers/create",
+                "",
+                &[other.clone(), base.clone()],
+            )
+            .0
+        };
+        assert!(run(&allow, &local(&["sha256:l1", "sha256:l2", "sha256:l3"])).allow);
+        assert!(!run(&deny, &local(&["sha256:l1", "sha256:l2", "sha256:l3"])).allow);
+        // Built from something else, or only sharing a first layer: refused.
+        assert!(!run(&allow, &local(&["sha256:e1", "sha256:x"])).allow);
+        assert!(!run(&allow, &local(&["sha256:l1"])).allow);
+        // An image with registry digests of its own is not "derived": it must be listed.
+        let pulled = ImageLookup::Present {
+            id: "sha256:9".into(),
+            repo_digests: vec![format!("other/x{d}")],
+            layers: vec!["sha256:l1".into(), "sha256:l2".into(), "sha256:l3".into()],
+        };
+        assert!(!run(&allow, &pulled).allow);
     }
 }
