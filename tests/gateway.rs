@@ -164,6 +164,10 @@ fn main() {
             socket_mounts_get_their_own_held_socket,
         ),
         ("bench_smoke_run_checks_bytes", bench_smoke_run_checks_bytes),
+        (
+            "engine_pulls_reach_only_allowed_registries",
+            engine_pulls_reach_only_allowed_registries,
+        ),
         ("up_refuses_non_root", up_refuses_non_root),
         ("up_starts_and_stops_cleanly", up_starts_and_stops_cleanly),
         (
@@ -1466,7 +1470,11 @@ fn up_starts_and_stops_cleanly(_rig: &Rig) -> Outcome {
         ],
     )?;
     ensure(
-        info.contains("stockade-test=1") && info.contains("127.0.0.1:9") && info.contains("userns"),
+        // The engine's proxy is Stockade's egress filter (which goes on to the admin's proxy).
+        info.contains("stockade-test=1")
+            && info.contains(" http://127.0.0.1:")
+            && !info.contains("127.0.0.1:9 ")
+            && info.contains("userns"),
         || format!("docker info through up: {info}"),
     )?;
     // A second instance on the same state directory is refused.
@@ -2882,4 +2890,132 @@ fn socket_mounts_get_their_own_held_socket(rig: &Rig) -> Outcome {
     let _ = direct.run(&["rmi", "-f", &image], None, SHORT);
     let _ = std::fs::remove_dir_all(&dir);
     result
+}
+
+/// A network namespace with a veth to the host, removed when dropped.
+struct Netns {
+    name: String,
+    host_if: String,
+    /// The address inside the namespace.
+    inner: String,
+}
+
+impl Netns {
+    fn create(tag: &str) -> Result<Self, Failed> {
+        let n = std::process::id() % 10_000;
+        let name = format!("stk{tag}{n}");
+        let host_if = format!("stkh{tag}{n}");
+        let peer = format!("stkp{tag}{n}");
+        let subnet = stockade_test_support::free_subnet()?;
+        let base = subnet.trim_end_matches(".1/24");
+        let inner = format!("{base}.2");
+        let ns = Self {
+            name: name.clone(),
+            host_if: host_if.clone(),
+            inner: inner.clone(),
+        };
+        for args in [
+            vec!["netns", "add", &name],
+            vec![
+                "link", "add", &host_if, "type", "veth", "peer", "name", &peer,
+            ],
+            vec!["link", "set", &peer, "netns", &name],
+            vec!["addr", "add", &subnet, "dev", &host_if],
+            vec!["link", "set", &host_if, "up"],
+            vec![
+                "-n",
+                &name,
+                "addr",
+                "add",
+                &format!("{inner}/24"),
+                "dev",
+                &peer,
+            ],
+            vec!["-n", &name, "link", "set", &peer, "up"],
+            vec!["-n", &name, "link", "set", "lo", "up"],
+        ] {
+            let done = run_with_timeout(std::process::Command::new("ip").args(&args), None, SHORT)?;
+            ensure(done.success(), || {
+                format!("ip {args:?}: {}", done.describe())
+            })?;
+        }
+        Ok(ns)
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        for args in [
+            vec!["link", "del", &self.host_if],
+            vec!["netns", "del", &self.name],
+        ] {
+            let _ = std::process::Command::new("ip")
+                .args(&args)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .status();
+        }
+    }
+}
+
+/// Defence in depth: the managed engine's own pulls go through Stockade's egress filter, so a
+/// pull that never passed the gateway (here: straight on the engine socket) reaches an allowed
+/// registry and not a forbidden one. Judged by the registries' own request logs. The registries
+/// live in a network namespace (Go never proxies loopback, so loopback registries would not
+/// show the filter).
+fn engine_pulls_reach_only_allowed_registries(_rig: &Rig) -> Outcome {
+    let ns = Netns::create("r")?;
+    let forbidden = stockade_test_support::Registry::start_in_netns(&ns.name, &ns.inner, 5000)?;
+    let allowed = stockade_test_support::Registry::start_in_netns(&ns.name, &ns.inner, 5001)?;
+    let bad = format!("{}:5000", ns.inner);
+    let good = format!("{}:5001", ns.inner);
+    let options = serde_json::json!({"insecure-registries": [bad, good]}).to_string();
+    let mut up = RunningUp::start_with(
+        "upreg",
+        &[
+            (
+                "registryAccess",
+                serde_json::json!({"locked": true, "allowedRegistries": ["docker.io", good]}),
+            ),
+            (
+                "linuxVM",
+                serde_json::json!({"dockerDaemonOptions": {"locked": true, "value": options}}),
+            ),
+            (
+                "proxy",
+                serde_json::json!({"locked": true, "mode": "manual", "http": "", "https": "", "exclude": []}),
+            ),
+        ],
+    )?;
+    let result = (|| -> Outcome {
+        let engine = Docker::new(&up.state.join("engine.sock"));
+        let before_bad = forbidden.api_requests();
+        let refused = engine.run(&["pull", &format!("{bad}/x:1")], None, LONG)?;
+        ensure(!refused.success(), || {
+            format!("pull from the forbidden registry: {}", refused.describe())
+        })?;
+        ensure(forbidden.api_requests() == before_bad, || {
+            "the forbidden registry received a request from the engine".to_owned()
+        })?;
+        let before_good = allowed.api_requests();
+        let reached = engine.run(&["pull", &format!("{good}/x:1")], None, LONG)?;
+        // Nothing is stored there: the pull fails, but only after the registry was asked.
+        ensure(allowed.api_requests() > before_good, || {
+            format!(
+                "the allowed registry was not reached: {}",
+                reached.describe()
+            )
+        })?;
+        let log = std::fs::read_to_string(&up.log)?;
+        ensure(
+            log.contains("engine egress refused") && log.contains(&bad),
+            || "the filter's refusal is not in the log".to_owned(),
+        )
+    })();
+    let code = up.process.stop();
+    drop(forbidden);
+    drop(allowed);
+    drop(ns);
+    result?;
+    ensure(code == Some(0), || format!("up exited with {code:?}"))
 }

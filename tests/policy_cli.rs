@@ -154,10 +154,17 @@ fn show_engine_config_merges_daemon_options_under_the_hardening() {
         serde_json::json!(["unix:///srv/stk/engine.sock"])
     );
     assert!(
-        stdout.contains("HTTPS_PROXY=http://proxy.corp:3128"),
+        stdout.contains("# egress filter: upstream PROXY proxy.corp:3128"),
         "{stdout}"
     );
-    assert!(stdout.contains("NO_PROXY=localhost,.corp"), "{stdout}");
+    assert!(
+        stdout.contains("# egress filter: allows docker.io"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("# egress filter: direct for localhost, .corp"),
+        "{stdout}"
+    );
 
     // An option that would weaken isolation is a policy error, and the engine never sees it.
     std::fs::write(

@@ -44,15 +44,30 @@ pub enum PolicyCommand {
     Explain(super::explain::ExplainArgs),
 }
 
-/// What the admin policy gives the managed engine: daemon.json additions and the environment
-/// for its own pulls and pushes (`proxy`).
+/// What the admin policy gives the managed engine: daemon.json additions, and the registries
+/// its own pulls and pushes may reach with the upstream they go through (`proxy`).
+#[derive(Debug)]
+pub struct EngineInputs {
+    /// daemon.json additions.
+    pub options: stockade_engine::PolicyOptions,
+    /// `registryAccess.allowedRegistries` of the admin; `None`: every registry.
+    pub allowed_registries: Option<Vec<String>>,
+    /// Where allowed connections go: the admin's proxy, or directly.
+    pub upstream: stockade_egress::Hop,
+    /// Hosts that bypass the upstream proxy (`proxy.exclude`, or `NO_PROXY` in system mode).
+    pub direct: Vec<String>,
+}
+
+/// Reads the engine's inputs from the policy. `env` looks up the environment Stockade was
+/// started with (`proxy.mode: system`).
 ///
 /// # Errors
-/// A `proxy` the engine cannot apply (a PAC file): refused rather than ignored, since the
-/// engine would otherwise pull without the proxy the admin asked for.
+/// A `proxy` the engine's egress filter cannot apply (a PAC file, SOCKS, credentials): refused
+/// rather than ignored, since the engine would otherwise pull without the proxy asked for.
 pub fn engine_inputs(
     policy: &Policy,
-) -> Result<(stockade_engine::PolicyOptions, Vec<(String, String)>), Failure> {
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<EngineInputs, Failure> {
     // Engine-wide settings: only the admin's values count.
     let settings = policy.effective(None, &UserContext::new(0, "/root"));
     let locked_on = settings.expose_docker_api_on_tcp2375
@@ -70,18 +85,69 @@ pub fn engine_inputs(
             "the policy sets proxy.pac or proxy.embeddedPac, which the managed engine's own pulls cannot use yet; set proxy.mode to manual with proxy.http/proxy.https instead".to_owned(),
         ));
     }
-    let mut env = Vec::new();
-    if proxy.mode == stockade_policy::ProxyMode::Manual {
-        for (key, value) in [("HTTP_PROXY", &proxy.http), ("HTTPS_PROXY", &proxy.https)] {
-            // An empty manual value means no proxy: clear what the environment may hold.
-            env.push((key.to_owned(), value.clone().unwrap_or_default()));
-            env.push((key.to_ascii_lowercase(), value.clone().unwrap_or_default()));
+    let (url, direct) = match proxy.mode {
+        stockade_policy::ProxyMode::Manual => (
+            proxy.https.clone().or_else(|| proxy.http.clone()),
+            proxy.exclude.clone(),
+        ),
+        stockade_policy::ProxyMode::System => {
+            let get = |k: &str| {
+                env(k)
+                    .or_else(|| env(&k.to_ascii_lowercase()))
+                    .filter(|v| !v.is_empty())
+            };
+            (
+                get("HTTPS_PROXY").or_else(|| get("HTTP_PROXY")),
+                get("NO_PROXY")
+                    .map(|v| v.split(',').map(|s| s.trim().to_owned()).collect())
+                    .unwrap_or_default(),
+            )
         }
-        let exclude = proxy.exclude.join(",");
-        env.push(("NO_PROXY".to_owned(), exclude.clone()));
-        env.push(("no_proxy".to_owned(), exclude));
+    };
+    let upstream = match url {
+        None => stockade_egress::Hop::Direct,
+        Some(url) => proxy_hop(&url)?,
+    };
+    Ok(EngineInputs {
+        options,
+        allowed_registries: settings.registry_access.allowed_registries.clone(),
+        upstream,
+        direct,
+    })
+}
+
+/// `http://host:port` (or `host:port`) as an upstream hop.
+fn proxy_hop(url: &str) -> Result<stockade_egress::Hop, Failure> {
+    let unsupported = |why: &str| {
+        Failure::check(format!(
+            "the engine's proxy {url:?} cannot be used: {why}; give it as http://host:port"
+        ))
+    };
+    let rest = url.strip_prefix("http://").unwrap_or(url);
+    if rest.contains("://") {
+        return Err(unsupported(
+            "only http:// proxies are supported for the engine's pulls",
+        ));
     }
-    Ok((options, env))
+    if rest.contains('@') {
+        return Err(unsupported("proxy credentials are not supported"));
+    }
+    let authority = rest.split('/').next().unwrap_or(rest);
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((host, port)) => (
+            host,
+            port.parse::<u16>()
+                .map_err(|_| unsupported("the port is not a number"))?,
+        ),
+        None => (authority, 80),
+    };
+    if host.is_empty() {
+        return Err(unsupported("no host"));
+    }
+    Ok(stockade_egress::Hop::Proxy {
+        host: host.trim_matches(['[', ']']).to_owned(),
+        port,
+    })
 }
 
 pub fn run(command: PolicyCommand) -> Result<(), Failure> {
@@ -150,7 +216,7 @@ fn check(file: &Path) -> Result<(), Failure> {
 
 fn show_engine_config(policy: Option<&Path>, state_dir: Option<&Path>) -> Result<(), Failure> {
     let policy = load(policy)?;
-    let (options, env) = engine_inputs(&policy)?;
+    let inputs = engine_inputs(&policy, &|k| std::env::var(k).ok())?;
     let layout = match state_dir {
         Some(dir) => stockade_engine::Layout::in_state_dir(dir),
         None => stockade_engine::Layout::system(),
@@ -159,7 +225,7 @@ fn show_engine_config(policy: Option<&Path>, state_dir: Option<&Path>) -> Result
         &layout,
         &layout.bridge_name(),
         &(super::up::DEFAULT_NETWORK_POOL.to_owned(), 24),
-        &options,
+        &inputs.options,
     );
     let mut out = std::io::stdout().lock();
     let _ = writeln!(
@@ -170,16 +236,22 @@ fn show_engine_config(policy: Option<&Path>, state_dir: Option<&Path>) -> Result
         policy.hash()
     );
     let _ = writeln!(out, "{config:#}");
-    if env.is_empty() {
+    let _ = writeln!(
+        out,
+        "# environment: HTTP_PROXY and HTTPS_PROXY point at stockade's engine egress filter on 127.0.0.1 (port chosen at start), NO_PROXY is empty"
+    );
+    let registries = inputs
+        .allowed_registries
+        .as_ref()
+        .map_or_else(|| "every registry".to_owned(), |r| r.join(", "));
+    let _ = writeln!(out, "# egress filter: allows {registries}");
+    let _ = writeln!(out, "# egress filter: upstream {}", inputs.upstream);
+    if !inputs.direct.is_empty() {
         let _ = writeln!(
             out,
-            "# environment: proxy.mode is system, dockerd inherits stockade's HTTP_PROXY/HTTPS_PROXY/NO_PROXY"
+            "# egress filter: direct for {}",
+            inputs.direct.join(", ")
         );
-    } else {
-        let _ = writeln!(out, "# environment:");
-        for (key, value) in &env {
-            let _ = writeln!(out, "{key}={value}");
-        }
     }
     Ok(())
 }

@@ -48,8 +48,71 @@ pub async fn run(args: UpArgs) -> Result<(), Failure> {
     })?;
     let gid = group_id(&args.group)?;
     let policy = super::policy::load_with_path(args.policy.as_deref())?;
-    let (engine_policy, engine_env) = super::policy::engine_inputs(&policy.0)?;
     let audit = super::serve::open_audit(args.audit_log.as_deref())?;
+    let inputs = super::policy::engine_inputs(&policy.0, &|k| std::env::var(k).ok())?;
+    // The engine's own pulls and pushes go through the egress filter: only allowed registries.
+    let filter = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+        .await
+        .map_err(|e| {
+            Failure::unsafe_env(format!(
+                "cannot open the engine's egress filter on 127.0.0.1: {e}"
+            ))
+        })?;
+    let filter_url = format!(
+        "http://{}",
+        filter
+            .local_addr()
+            .map_err(|e| Failure::unsafe_env(e.to_string()))?
+    );
+    let decide: std::sync::Arc<dyn stockade_egress::Decide> = std::sync::Arc::new(
+        stockade_egress::engine_filter::RegistryFilter::new(
+            inputs.allowed_registries.as_deref(),
+            inputs.upstream.clone(),
+        )
+        .with_direct(&inputs.direct),
+    );
+    let filter_audit = audit.clone();
+    let report = std::sync::Arc::new(move |event: stockade_egress::engine_filter::FilterEvent| {
+        tracing::info!(destination = %event.destination, allowed = event.allowed, reason = %event.reason, "engine egress");
+        if let Some(audit) = &filter_audit {
+            let mut record = stockade_audit::Event {
+                kind: Some(stockade_audit::Kind::Decision),
+                decision: Some(if event.allowed {
+                    stockade_audit::Decision::Allow
+                } else {
+                    stockade_audit::Decision::Deny
+                }),
+                route: Some("engine_egress".into()),
+                reason: Some(event.reason.clone()),
+                ..stockade_audit::Event::default()
+            };
+            record
+                .summary
+                .insert("destination".into(), event.destination.clone().into());
+            let audit = std::sync::Arc::clone(audit);
+            tokio::spawn(async move {
+                let durability = if record.decision == Some(stockade_audit::Decision::Deny) {
+                    stockade_audit::Durability::Sync
+                } else {
+                    stockade_audit::Durability::Grouped
+                };
+                if let Err(e) = audit.append(record, durability).await {
+                    tracing::error!(error = %e, "cannot record an engine egress decision");
+                }
+            });
+        }
+    });
+    let _filter = AbortOnDrop(tokio::spawn(stockade_egress::engine_filter::serve(
+        filter, decide, report,
+    )));
+    let mut engine_env = Vec::new();
+    for key in ["HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"] {
+        engine_env.push((key.to_owned(), filter_url.clone()));
+    }
+    for key in ["NO_PROXY", "no_proxy"] {
+        engine_env.push((key.to_owned(), String::new()));
+    }
+    let engine_policy = inputs.options;
     let layout = match &args.state_dir {
         Some(dir) => Layout::in_state_dir(&absolute(dir)?),
         None => Layout::system(),
@@ -76,6 +139,15 @@ pub async fn run(args: UpArgs) -> Result<(), Failure> {
     };
     engine.stop().await;
     result
+}
+
+/// Ends a task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 async fn serve(

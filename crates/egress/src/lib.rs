@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 pub mod decide;
+pub mod engine_filter;
 pub mod pac;
 mod target;
 

@@ -334,8 +334,21 @@ impl Registry {
     /// # Errors
     /// [`RigError`] when it does not come up.
     pub fn start_at(ip: &str) -> Result<Self> {
-        let dir = scratch_dir("reg")?;
         let port = free_port_at(ip)?;
+        Self::start_with(ip, port, None)
+    }
+
+    /// Starts the registry inside the network namespace `netns`, on `ip:port` there (an address
+    /// the host reaches over a veth the caller set up).
+    ///
+    /// # Errors
+    /// [`RigError`] when it does not come up.
+    pub fn start_in_netns(netns: &str, ip: &str, port: u16) -> Result<Self> {
+        Self::start_with(ip, port, Some(netns))
+    }
+
+    fn start_with(ip: &str, port: u16, netns: Option<&str>) -> Result<Self> {
+        let dir = scratch_dir("reg")?;
         let config = format!(
             "version: 0.1\nlog:\n  level: info\n  accesslog:\n    disabled: false\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {ip}:{port}\n",
             dir.join("data").display()
@@ -345,7 +358,15 @@ impl Registry {
         let log_path = dir.join("registry.log");
         let log = std::fs::File::create(&log_path).map_err(io_err(&log_path))?;
         let log2 = log.try_clone().map_err(io_err(&log_path))?;
-        let mut command = Command::new("docker-registry");
+        let mut command = match netns {
+            // `ip netns exec` execs the registry itself, so the pid is the registry's.
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns, "docker-registry"]);
+                c
+            }
+            None => Command::new("docker-registry"),
+        };
         command
             .arg("serve")
             .arg(&config_path)
@@ -387,6 +408,16 @@ impl Registry {
     #[must_use]
     pub fn host(&self) -> String {
         format!("{}:{}", self.ip, self.port)
+    }
+
+    /// How many requests for the registry API (`/v2/...`) the registry has served so far.
+    #[must_use]
+    pub fn api_requests(&self) -> usize {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains("/v2/"))
+            .count()
     }
 
     /// How many manifest requests (`/v2/.../manifests/...`, any method) the registry has
