@@ -56,6 +56,9 @@ pub struct EngineInputs {
     pub upstream: stockade_egress::Hop,
     /// Hosts that bypass the upstream proxy (`proxy.exclude`, or `NO_PROXY` in system mode).
     pub direct: Vec<String>,
+    /// The admin's PAC file for the engine's pulls (`proxy.embeddedPac` or `proxy.pac`, manual
+    /// mode): it chooses the way out of each allowed connection.
+    pub pac: Option<stockade_egress::pac::PacSource>,
 }
 
 /// Reads the engine's inputs from the policy. `env` looks up the environment Stockade was
@@ -80,11 +83,16 @@ pub fn engine_inputs(
         expose_tcp_2375: locked_on,
     };
     let proxy = &settings.proxy;
-    if proxy.pac.is_some() || proxy.embedded_pac.is_some() {
-        return Err(Failure::check(
-            "the policy sets proxy.pac or proxy.embeddedPac, which the managed engine's own pulls cannot use yet; set proxy.mode to manual with proxy.http/proxy.https instead".to_owned(),
-        ));
-    }
+    let pac = match (&proxy.mode, &proxy.embedded_pac, &proxy.pac) {
+        (stockade_policy::ProxyMode::Manual, Some(script), _) => {
+            Some(stockade_egress::pac::PacSource::Embedded(script.clone()))
+        }
+        (stockade_policy::ProxyMode::Manual, None, Some(pac)) => Some(
+            stockade_egress::pac::PacSource::from_pac_setting(pac)
+                .map_err(|e| Failure::check(format!("proxy.pac: {e}")))?,
+        ),
+        _ => None,
+    };
     let (url, direct) = match proxy.mode {
         stockade_policy::ProxyMode::Manual => (
             proxy.https.clone().or_else(|| proxy.http.clone()),
@@ -113,6 +121,7 @@ pub fn engine_inputs(
         allowed_registries: settings.registry_access.allowed_registries.clone(),
         upstream,
         direct,
+        pac,
     })
 }
 
@@ -245,7 +254,18 @@ fn show_engine_config(policy: Option<&Path>, state_dir: Option<&Path>) -> Result
         .as_ref()
         .map_or_else(|| "every registry".to_owned(), |r| r.join(", "));
     let _ = writeln!(out, "# egress filter: allows {registries}");
-    let _ = writeln!(out, "# egress filter: upstream {}", inputs.upstream);
+    match &inputs.pac {
+        Some(pac) => {
+            let _ = writeln!(
+                out,
+                "# egress filter: upstream chosen by the PAC {}",
+                pac.describe()
+            );
+        }
+        None => {
+            let _ = writeln!(out, "# egress filter: upstream {}", inputs.upstream);
+        }
+    }
     if !inputs.direct.is_empty() {
         let _ = writeln!(
             out,

@@ -64,13 +64,22 @@ pub async fn run(args: UpArgs) -> Result<(), Failure> {
             .local_addr()
             .map_err(|e| Failure::unsafe_env(e.to_string()))?
     );
-    let decide: std::sync::Arc<dyn stockade_egress::Decide> = std::sync::Arc::new(
-        stockade_egress::engine_filter::RegistryFilter::new(
-            inputs.allowed_registries.as_deref(),
-            inputs.upstream.clone(),
-        )
-        .with_direct(&inputs.direct),
-    );
+    let mut filter_rules = stockade_egress::engine_filter::RegistryFilter::new(
+        inputs.allowed_registries.as_deref(),
+        inputs.upstream.clone(),
+    )
+    .with_direct(&inputs.direct);
+    if let Some(source) = inputs.pac.clone() {
+        // Loading may fetch an http:// PAC: off the executor. A PAC that fails to load
+        // refuses every engine connection until it loads (fail closed), reported once.
+        let pac = tokio::task::spawn_blocking(move || {
+            stockade_egress::Decider::pac(source, stockade_egress::DeciderOptions::default())
+        })
+        .await
+        .map_err(|e| Failure::unsafe_env(format!("cannot load the engine's PAC file: {e}")))?;
+        filter_rules = filter_rules.with_route(std::sync::Arc::new(pac));
+    }
+    let decide: std::sync::Arc<dyn stockade_egress::Decide> = std::sync::Arc::new(filter_rules);
     let filter_audit = audit.clone();
     let report = std::sync::Arc::new(move |event: stockade_egress::engine_filter::FilterEvent| {
         tracing::info!(destination = %event.destination, allowed = event.allowed, reason = %event.reason, "engine egress");

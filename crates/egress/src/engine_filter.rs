@@ -33,7 +33,7 @@ const HUB_HOSTS: &[&str] = &[
 ];
 
 /// Allows connections to the hosts of the allowed registries only.
-#[derive(Debug, Clone)]
+#[derive(Clone, Debug)]
 pub struct RegistryFilter {
     /// `None`: every registry is allowed.
     allowed: Option<Vec<(String, Option<u16>)>>,
@@ -41,6 +41,14 @@ pub struct RegistryFilter {
     via: Hop,
     /// Hosts that bypass `via` (the proxy's `exclude`): a name, `.domain` or `*.domain`.
     direct: Vec<String>,
+    /// When set (the admin's `proxy` is a PAC file), the way out of each allowed connection.
+    route: Option<Arc<dyn Decide>>,
+}
+
+impl std::fmt::Debug for dyn Decide {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Decide")
+    }
 }
 
 impl RegistryFilter {
@@ -69,7 +77,15 @@ impl RegistryFilter {
             allowed,
             via,
             direct: Vec::new(),
+            route: None,
         }
+    }
+
+    /// Allowed connections leave the way `route` says (a PAC decider), not through `via`.
+    #[must_use]
+    pub fn with_route(mut self, route: Arc<dyn Decide>) -> Self {
+        self.route = Some(route);
+        self
     }
 
     /// Hosts reached directly rather than through the upstream proxy (still filtered).
@@ -119,6 +135,16 @@ impl Decide for RegistryFilter {
     fn decide(&self, target: &Target) -> Result<Plan, DecideError> {
         let host = target.host.clone().unwrap_or_else(|| target.ip.to_string());
         if self.allows(&host, target.port) {
+            if let Some(route) = &self.route {
+                let plan = route.decide(target)?;
+                return Ok(Plan {
+                    reason: format!(
+                        "registry {host}:{} is allowed; {}",
+                        target.port, plan.reason
+                    ),
+                    hops: plan.hops,
+                });
+            }
             Ok(Plan {
                 hops: vec![self.hop_for(&host)],
                 reason: format!("registry {host}:{} is allowed", target.port),
@@ -465,6 +491,36 @@ mod tests {
         assert!(!open.decide(&target("anything", 1)).unwrap().hops.is_empty());
         assert_eq!(split_host_port("[::1]:5000"), ("[::1]", Some(5000)));
         assert_eq!(split_host_port("h"), ("h", None));
+    }
+
+    #[test]
+    fn a_pac_route_chooses_the_way_out_of_allowed_connections_only() {
+        let script = r#"function FindProxyForURL(url, host) {
+            if (host == "ghcr.io") return "PROXY corp-proxy:3128; DIRECT";
+            return "PROXY reject.docker.internal:1";
+        }"#;
+        let pac = crate::Decider::pac(
+            crate::pac::PacSource::Embedded(script.to_owned()),
+            crate::DeciderOptions::default(),
+        );
+        let allowed = vec!["ghcr.io".to_owned(), "quay.io".to_owned()];
+        let f = RegistryFilter::new(Some(&allowed), Hop::Direct).with_route(Arc::new(pac));
+        let plan = f.decide(&target("ghcr.io", 443)).unwrap();
+        assert_eq!(
+            plan.hops,
+            [
+                Hop::Proxy {
+                    host: "corp-proxy".into(),
+                    port: 3128
+                },
+                Hop::Direct
+            ]
+        );
+        // Allowed by the registry list but refused by the PAC: refused.
+        assert!(f.decide(&target("quay.io", 443)).unwrap().hops.is_empty());
+        // Not allowed: the PAC is not even asked.
+        let plan = f.decide(&target("evil.io", 443)).unwrap();
+        assert!(plan.hops.is_empty() && plan.reason.contains("not allowed"));
     }
 
     #[tokio::test]
