@@ -477,6 +477,41 @@ fn cp_in_and_out_keeps_content(rig: &Rig) -> Outcome {
                 returned.len(),
                 payload.len()
             )
+        })?;
+        // Both copies ran with the container paused (CVE-2018-15664), and it runs again after
+        // (the unpause follows the end of the answer).
+        let mut actions = Vec::new();
+        let settled = wait_for(|| {
+            let events = must(
+                &rig.engine_cli(),
+                &[
+                    "events",
+                    "--since",
+                    "2m",
+                    "--until",
+                    "0s",
+                    "--filter",
+                    &format!("container={name}"),
+                    "--format",
+                    "{{.Action}}",
+                ],
+            )?;
+            actions = events
+                .lines()
+                .filter(|a| a.contains("pause"))
+                .map(str::to_owned)
+                .collect();
+            Ok(actions == ["pause", "unpause", "pause", "unpause"])
+        })?;
+        ensure(settled, || {
+            format!("pause events around the copies: {actions:?}")
+        })?;
+        let state = must(
+            &rig.engine_cli(),
+            &["inspect", "-f", "{{.State.Status}}", &name],
+        )?;
+        ensure(state.trim() == "running", || {
+            format!("after the copies: {state}")
         })
     })();
     remove(rig, &name);

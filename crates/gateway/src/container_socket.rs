@@ -307,6 +307,15 @@ async fn container_pid(engine: &Path, id: &str) -> Result<Option<i32>, Lookup> {
 
 /// A GET on a fresh engine connection, the answer read whole.
 async fn engine_get(engine: &Path, uri: &str) -> Result<(http::StatusCode, Bytes), String> {
+    engine_call(engine, http::Method::GET, uri).await
+}
+
+/// A body-less request on a fresh engine connection, the answer read whole.
+pub(crate) async fn engine_call(
+    engine: &Path,
+    method: http::Method,
+    uri: &str,
+) -> Result<(http::StatusCode, Bytes), String> {
     let stream = UnixStream::connect(engine)
         .await
         .map_err(|e| e.to_string())?;
@@ -315,7 +324,9 @@ async fn engine_get(engine: &Path, uri: &str) -> Result<(http::StatusCode, Bytes
             .await
             .map_err(|e| e.to_string())?;
     let driver = tokio::spawn(conn);
-    let request = http::Request::get(uri)
+    let request = http::Request::builder()
+        .method(method)
+        .uri(uri)
         .header(http::header::HOST, "docker")
         .body(Empty::new())
         .map_err(|e| e.to_string())?;

@@ -12,6 +12,7 @@
 #![forbid(unsafe_code)]
 
 mod container_socket;
+mod freeze;
 mod listener;
 mod proxy;
 pub mod respond;

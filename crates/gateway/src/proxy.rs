@@ -289,6 +289,24 @@ impl Connection {
                     .await;
             }
         }
+        // docker cp into or out of a running container: paused for the copy (CVE-2018-15664).
+        let frozen = match &route.operation {
+            stockade_engine_api::Operation::ContainerArchivePut { id }
+            | stockade_engine_api::Operation::ContainerArchiveGet { id } => {
+                match crate::freeze::freeze(&self.config.engine, id).await {
+                    Ok(frozen) => frozen,
+                    Err(e) => {
+                        let refusal = Refusal::Denied(format!(
+                            "enhanced container isolation: the container could not be paused for a safe copy ({e}); try again"
+                        ));
+                        return self
+                            .refuse(&method, &path, operation, started, refusal, req, true)
+                            .await;
+                    }
+                }
+            }
+            _ => None,
+        };
         let (mut parts, body) = req.into_parts();
         let mut pending = None;
         let body: EngineBody = match kind {
@@ -389,8 +407,14 @@ impl Connection {
         let response = self
             .send_checked(req, &route, upgrade_requested, &method, &path, started)
             .await;
-        match pending {
+        let response = match pending {
             Some(pending) => self.activate_container_socket(pending, response),
+            None => response,
+        };
+        match frozen {
+            Some(frozen) => {
+                response.map(|body| crate::freeze::ThawOnEnd::new(body, frozen).boxed_unsync())
+            }
             None => response,
         }
     }
