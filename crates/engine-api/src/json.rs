@@ -135,26 +135,52 @@ impl Value {
 fn write_string(s: &str, out: &mut Vec<u8>) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     out.push(b'"');
-    for c in s.chars() {
-        match c {
-            '"' => out.extend_from_slice(b"\\\""),
-            '\\' => out.extend_from_slice(b"\\\\"),
-            '\n' => out.extend_from_slice(b"\\n"),
-            '\r' => out.extend_from_slice(b"\\r"),
-            '\t' => out.extend_from_slice(b"\\t"),
-            c if (c as u32) < 0x20 || matches!(c, '<' | '>' | '&' | '\u{2028}' | '\u{2029}') => {
-                let n = c as u32;
+    let bytes = s.as_bytes();
+    // Runs of bytes that need no escape are copied whole; only the few that do are looked at
+    // one by one (Go escapes `<`, `>`, `&`, U+2028 and U+2029 besides the JSON minimum).
+    let mut start = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        let special = b < 0x20 || matches!(b, b'"' | b'\\' | b'<' | b'>' | b'&')
+            // U+2028 and U+2029 are E2 80 A8 / E2 80 A9.
+            || (b == 0xE2
+                && bytes.get(i + 1) == Some(&0x80)
+                && matches!(bytes.get(i + 2), Some(0xA8 | 0xA9)));
+        if !special {
+            i += 1;
+            continue;
+        }
+        out.extend_from_slice(&bytes[start..i]);
+        let (n, len) = if b == 0xE2 {
+            (
+                if bytes[i + 2] == 0xA8 {
+                    0x2028u32
+                } else {
+                    0x2029
+                },
+                3,
+            )
+        } else {
+            (u32::from(b), 1)
+        };
+        match b {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            _ => {
                 out.extend_from_slice(b"\\u");
                 for shift in [12, 8, 4, 0] {
                     out.push(HEX[((n >> shift) & 0xf) as usize]);
                 }
             }
-            c => {
-                let mut buf = [0u8; 4];
-                out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
-            }
         }
+        i += len;
+        start = i;
     }
+    out.extend_from_slice(&bytes[start..]);
     out.push(b'"');
 }
 

@@ -179,7 +179,7 @@ impl Request {
                     None
                 } else {
                     let value = json::parse(body).map_err(RequestError::Json)?;
-                    Some(schema::check(&value, ty).map_err(RequestError::Schema)?)
+                    Some(schema::check_owned(value, ty).map_err(RequestError::Schema)?)
                 }
             }
         };

@@ -19,6 +19,7 @@
 
 use crate::json::Value;
 use std::fmt;
+use std::fmt::Write as _;
 
 /// A Go type, as far as JSON decoding is concerned.
 #[derive(Debug)]
@@ -443,6 +444,15 @@ impl std::error::Error for SchemaError {}
 /// # Errors
 /// The first member that collides, is unknown, or has the wrong type.
 pub fn check(value: &Value, ty: &Ty) -> Result<Value, SchemaError> {
+    check_owned(value.clone(), ty)
+}
+
+/// [`check`] taking the parsed value, so its strings move into the canonical form instead of
+/// being copied.
+///
+/// # Errors
+/// As [`check`].
+pub fn check_owned(value: Value, ty: &Ty) -> Result<Value, SchemaError> {
     let mut path = String::new();
     match check_at(value, ty, &mut path)? {
         Some(Value::Null) | None => Err(SchemaError {
@@ -462,6 +472,11 @@ fn fail(path: &str, message: String) -> SchemaError {
 
 /// Whether a JSON key reaches the field named `name` under Go's matching.
 fn key_matches(key: &str, name: &str) -> bool {
+    // Field names are ASCII: an ASCII key matches only at the same length, compared without
+    // case; only keys with other characters (U+017F, U+212A fold to ASCII) need the slow way.
+    if key.is_ascii() {
+        return key.len() == name.len() && key.eq_ignore_ascii_case(name);
+    }
     let mut name_bytes = name.bytes();
     for c in key.chars() {
         let folded = match c {
@@ -477,6 +492,24 @@ fn key_matches(key: &str, name: &str) -> bool {
     name_bytes.next().is_none()
 }
 
+/// A key as it may appear in a path: escaped, and cut short (without building a String).
+struct Shown<'a>(&'a str);
+
+impl std::fmt::Display for Shown<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let cut = self
+            .0
+            .char_indices()
+            .nth(64)
+            .map_or(self.0.len(), |(i, _)| i);
+        if cut < self.0.len() {
+            write!(f, "{:?}", format!("{}…", &self.0[..cut]))
+        } else {
+            write!(f, "{:?}", self.0)
+        }
+    }
+}
+
 /// A key as it may appear in a message: escaped, and cut short.
 fn shown(key: &str) -> String {
     let mut s: String = key.chars().take(64).collect();
@@ -486,26 +519,26 @@ fn shown(key: &str) -> String {
     format!("{s:?}")
 }
 
-fn check_at(value: &Value, ty: &Ty, path: &mut String) -> Result<Option<Value>, SchemaError> {
+fn check_at(value: Value, ty: &Ty, path: &mut String) -> Result<Option<Value>, SchemaError> {
     if matches!(value, Value::Null) {
         // Kept, not dropped: to Go a `null` member is not always the same as no member (it
         // allocates the embedded struct that holds the field, for one).
         return Ok(Some(Value::Null));
     }
-    let wrong = |path: &str, expected: &str| {
-        fail(path, format!("expected {expected}, found {}", value.kind()))
-    };
+    let kind = value.kind();
+    let wrong =
+        |path: &str, expected: &str| fail(path, format!("expected {expected}, found {kind}"));
     let checked = match ty {
         Ty::Str => match value {
-            Value::String(_) => value.clone(),
+            Value::String(_) => value,
             _ => return Err(wrong(path, "a string")),
         },
         Ty::Bool => match value {
-            Value::Bool(_) => value.clone(),
+            Value::Bool(_) => value,
             _ => return Err(wrong(path, "a boolean")),
         },
         Ty::Int(bits) | Ty::Uint(bits) => {
-            let Value::Number(text) = value else {
+            let Value::Number(text) = &value else {
                 return Err(wrong(path, "an integer"));
             };
             let signed = matches!(ty, Ty::Int(_));
@@ -518,10 +551,10 @@ fn check_at(value: &Value, ty: &Ty, path: &mut String) -> Result<Option<Value>, 
                     ),
                 ));
             }
-            value.clone()
+            value
         }
         Ty::StrSlice => match value {
-            Value::String(_) => value.clone(),
+            Value::String(_) => value,
             Value::Array(_) => return check_at(value, &STRINGS, path),
             _ => return Err(wrong(path, "a string or an array of strings")),
         },
@@ -531,8 +564,8 @@ fn check_at(value: &Value, ty: &Ty, path: &mut String) -> Result<Option<Value>, 
             };
             let mut out = Vec::with_capacity(items.len());
             let base = path.len();
-            for (i, item) in items.iter().enumerate() {
-                path.push_str(&format!("[{i}]"));
+            for (i, item) in items.into_iter().enumerate() {
+                let _ = write!(path, "[{i}]");
                 if matches!(item, Value::Null) {
                     return Err(fail(path, "null is not allowed in an array".to_owned()));
                 }
@@ -550,15 +583,15 @@ fn check_at(value: &Value, ty: &Ty, path: &mut String) -> Result<Option<Value>, 
             let mut out: Vec<(String, Value)> = Vec::with_capacity(members.len());
             let base = path.len();
             for (key, item) in members {
-                path.push_str(&format!("[{}]", shown(key)));
-                if out.iter().any(|(k, _)| k == key) {
+                let _ = write!(path, "[{}]", Shown(&key));
+                if out.iter().any(|(k, _)| *k == key) {
                     return Err(fail(path, "duplicate key".to_owned()));
                 }
                 if matches!(item, Value::Null) {
                     return Err(fail(path, "null is not allowed as a map value".to_owned()));
                 }
                 if let Some(v) = check_at(item, element, path)? {
-                    out.push((key.clone(), v));
+                    out.push((key, v));
                 }
                 path.truncate(base);
             }
@@ -572,37 +605,47 @@ fn check_at(value: &Value, ty: &Ty, path: &mut String) -> Result<Option<Value>, 
             let Value::Object(members) = value else {
                 return Err(wrong(path, "an object"));
             };
-            let mut seen: Vec<Option<&str>> = vec![None; fields.len()];
+            // For each field, the key that set it (for the collision message).
+            let mut seen: Vec<Option<String>> = vec![None; fields.len()];
             let mut out: Vec<(String, Value)> = Vec::with_capacity(members.len());
             let base = path.len();
             for (key, item) in members {
-                let Some(index) = fields.iter().position(|fd| key_matches(key, fd.name)) else {
+                let found = if key.is_ascii() {
+                    // The common case, without per-character folding: same length, same
+                    // letters whatever their case.
+                    fields.iter().position(|fd| {
+                        fd.name.len() == key.len() && fd.name.eq_ignore_ascii_case(&key)
+                    })
+                } else {
+                    fields.iter().position(|fd| key_matches(&key, fd.name))
+                };
+                let Some(index) = found else {
                     let at = if path.is_empty() {
                         String::new()
                     } else {
                         path.clone()
                     };
-                    return Err(fail(&at, format!("unknown field {}", shown(key))));
+                    return Err(fail(&at, format!("unknown field {}", shown(&key))));
                 };
                 let field = &fields[index];
                 if !path.is_empty() {
                     path.push('.');
                 }
                 path.push_str(field.name);
-                if let Some(previous) = seen[index] {
+                if let Some(previous) = &seen[index] {
                     return Err(fail(
                         path,
                         format!(
                             "keys {} and {} both set this field (the engine would keep only the last)",
                             shown(previous),
-                            shown(key)
+                            shown(&key)
                         ),
                     ));
                 }
-                seen[index] = Some(key);
                 if let Some(v) = check_at(item, field.ty, path)? {
                     out.push((field.name.to_owned(), v));
                 }
+                seen[index] = Some(key);
                 path.truncate(base);
             }
             Value::Object(out)
