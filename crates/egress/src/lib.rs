@@ -11,6 +11,12 @@ pub mod decide;
 pub mod engine_filter;
 pub mod pac;
 mod target;
+// The network half: transparent proxy, sniffing, upstream connectors, nftables rules.
+pub mod nft;
+pub mod proxy;
+pub mod sniff;
+pub mod sys;
+pub mod upstream;
 
 pub use decide::{Decider, DeciderOptions, SystemProxy};
 pub use target::{Decide, DecideError, Hop, Plan, Scheme, Target};
