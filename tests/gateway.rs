@@ -168,6 +168,10 @@ fn main() {
             "engine_pulls_reach_only_allowed_registries",
             engine_pulls_reach_only_allowed_registries,
         ),
+        (
+            "containers_reach_only_what_the_pac_allows",
+            containers_reach_only_what_the_pac_allows,
+        ),
         ("up_refuses_non_root", up_refuses_non_root),
         ("up_starts_and_stops_cleanly", up_starts_and_stops_cleanly),
         (
@@ -3052,5 +3056,134 @@ fn engine_pulls_reach_only_allowed_registries(_rig: &Rig) -> Outcome {
     drop(allowed);
     drop(ns);
     result?;
+    ensure(code == Some(0), || format!("up exited with {code:?}"))
+}
+
+/// busybox httpd serving `dir` on `addr` inside `netns`, logging each request it serves.
+fn netns_httpd(netns: &str, addr: &str, dir: &Path) -> Result<(Spawned, PathBuf), Failed> {
+    let log = dir.join(format!("httpd-{}.log", addr.replace([':', '.'], "-")));
+    let mut command = std::process::Command::new("ip");
+    command
+        .args([
+            "netns", "exec", netns, "busybox", "httpd", "-f", "-vv", "-p", addr, "-h",
+        ])
+        .arg(dir)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::fs::File::create(&log)?)
+        .stderr(std::fs::File::create(&log)?.try_clone()?);
+    let process = Spawned::start(&mut command, nix::sys::signal::Signal::SIGTERM, SHORT)?;
+    // Ready when it accepts a connection (from the host, over the veth).
+    let ready = wait_for(|| Ok(std::net::TcpStream::connect(addr).is_ok()))?;
+    ensure(ready, || format!("httpd on {addr} did not come up"))?;
+    // The probe above is not a request: start the count after it.
+    std::fs::write(&log, "")?;
+    Ok((process, log))
+}
+
+/// Air-gapped containers under `up`: with containersProxy set to a PAC file, a container's
+/// HTTP goes through Stockade's proxy and reaches only what the PAC allows; other ports go
+/// nowhere. Judged by the servers' own request logs.
+fn containers_reach_only_what_the_pac_allows(_rig: &Rig) -> Outcome {
+    let ns = Netns::create("i")?;
+    // A second address in the "internet" namespace, for a server the PAC refuses.
+    let forbidden_ip = format!("{}.3", ns.inner.rsplit_once('.').map_or("", |(net, _)| net));
+    let peer = format!("stkpi{}", std::process::id() % 10_000);
+    let done = run_with_timeout(
+        std::process::Command::new("ip").args([
+            "-n",
+            &ns.name,
+            "addr",
+            "add",
+            &format!("{forbidden_ip}/24"),
+            "dev",
+            &peer,
+        ]),
+        None,
+        SHORT,
+    )?;
+    ensure(done.success(), || done.describe())?;
+    let www = scratch_dir("www")?;
+    std::fs::write(www.join("hello.txt"), "hello from outside\n")?;
+    let (_allowed_srv, allowed_log) = netns_httpd(&ns.name, &format!("{}:80", ns.inner), &www)?;
+    let (_forbidden_srv, forbidden_log) =
+        netns_httpd(&ns.name, &format!("{forbidden_ip}:80"), &www)?;
+    let (_other_srv, other_log) = netns_httpd(&ns.name, &format!("{}:8080", ns.inner), &www)?;
+    let pac = format!(
+        "function FindProxyForURL(url, host) {{ if (host == \"{}\") return \"DIRECT\"; return \"PROXY reject.docker.internal:1\"; }}",
+        ns.inner
+    );
+    let mut up = RunningUp::start_with(
+        "upgap",
+        &[(
+            "containersProxy",
+            serde_json::json!({"locked": true, "mode": "manual", "http": "", "https": "", "exclude": [],
+                "pac": "", "embeddedPac": pac, "transparentPorts": "80,443"}),
+        )],
+    )?;
+    let result = (|| -> Outcome {
+        stockade_test_support::build_test_image(&up.state.join("engine.sock"))?;
+        let cli = Docker::new(&up.state.join("docker.sock"));
+        // A plain HTTP/1.0 request with busybox nc (its wget looks names up through NSS, which a
+        // static binary cannot load in a bare image).
+        let fetch = |ip: &str, port: u16| {
+            let script = format!(
+                "printf 'GET /hello.txt HTTP/1.0\\r\\nHost: {ip}\\r\\n\\r\\n' | nc -w 5 {ip} {port}"
+            );
+            cli.run(
+                &["run", "--rm", TEST_IMAGE, "sh", "-c", &script],
+                None,
+                LONG,
+            )
+        };
+        let allowed = fetch(&ns.inner, 80)?;
+        ensure(allowed.stdout.contains("hello from outside"), || {
+            format!(
+                "allowed fetch: {}; up log: {}",
+                allowed.describe(),
+                stockade_test_support::log_tail(&up.log)
+            )
+        })?;
+        ensure(
+            std::fs::read_to_string(&allowed_log)?.contains("hello.txt"),
+            || "the allowed server did not see the request".to_owned(),
+        )?;
+        let refused = fetch(&forbidden_ip, 80)?;
+        ensure(
+            !refused.stdout.contains("hello from outside") && refused.stdout.contains("403"),
+            || format!("PAC-refused fetch: {}", refused.describe()),
+        )?;
+        let other = fetch(&ns.inner, 8080)?;
+        ensure(!other.stdout.contains("hello from outside"), || {
+            format!("fetch on port 8080: {}", other.describe())
+        })?;
+        for (what, log) in [("PAC-refused", &forbidden_log), ("port 8080", &other_log)] {
+            let seen = std::fs::read_to_string(log)?;
+            ensure(!seen.contains("hello.txt"), || {
+                format!("the {what} server received: {seen}")
+            })?;
+        }
+        let log = std::fs::read_to_string(&up.log)?;
+        ensure(
+            log.contains("refused") && log.contains(&forbidden_ip),
+            || "the proxy's refusal is not in up's log".to_owned(),
+        )
+    })();
+    let table = format!(
+        "stockade_{}",
+        up.bridge().unwrap_or_default().replace('-', "_")
+    );
+    let code = up.process.stop();
+    // The rules went with up.
+    let tables = run_with_timeout(
+        std::process::Command::new("nft").args(["list", "tables"]),
+        None,
+        SHORT,
+    )?;
+    let _ = std::fs::remove_dir_all(&www);
+    drop(ns);
+    result?;
+    ensure(!tables.stdout.contains(&table), || {
+        format!("{table} outlived up: {}", tables.stdout)
+    })?;
     ensure(code == Some(0), || format!("up exited with {code:?}"))
 }

@@ -139,6 +139,27 @@ pub async fn run(args: UpArgs) -> Result<(), Failure> {
     let mut engine = ManagedEngine::start(settings)
         .await
         .map_err(|e| Failure::unsafe_env(e.to_string()))?;
+    // Air-gapped containers, when the policy configures containersProxy.
+    let subnet: stockade_egress::nft::Subnet = format!(
+        "{}/{}",
+        args.bridge_subnet.network(),
+        args.bridge_subnet.prefix
+    )
+    .parse()
+    .map_err(|e| Failure::unsafe_env(format!("the bridge subnet: {e}")))?;
+    let bridge = layout.bridge_name();
+    let network = super::airgap::EngineNetwork {
+        socket: &layout.engine_socket,
+        bridge: &bridge,
+        subnet,
+    };
+    let airgap = match super::airgap::start(&policy.0, &network, audit.clone()).await {
+        Ok(airgap) => airgap,
+        Err(e) => {
+            engine.stop().await;
+            return Err(e);
+        }
+    };
     let result = tokio::select! {
         result = serve(&layout, gid, (audit, args.audit_log.clone()), policy, &mut signals) => result,
         // An engine that dies under the gateway is not papered over with 502s: stop and say so.
@@ -146,6 +167,9 @@ pub async fn run(args: UpArgs) -> Result<(), Failure> {
             "the managed engine stopped unexpectedly, so stockade is stopping too: {died}"
         ))),
     };
+    if let Some(airgap) = airgap {
+        airgap.stop().await;
+    }
     engine.stop().await;
     result
 }

@@ -496,6 +496,8 @@ pub fn build_test_image(socket: &Path) -> Result<()> {
         "tty",
         "stat",
         "printf",
+        "wget",
+        "nc",
     ] {
         let link = bin.join(applet);
         std::os::unix::fs::symlink("busybox", &link).map_err(io_err(&link))?;
