@@ -3163,15 +3163,35 @@ fn containers_reach_only_what_the_pac_allows(_rig: &Rig) -> Outcome {
             })?;
         }
         let log = std::fs::read_to_string(&up.log)?;
-        ensure(
-            log.contains("refused") && log.contains(&forbidden_ip),
-            || "the proxy's refusal is not in up's log".to_owned(),
-        )
+        // The refusal is logged with the container the connection came from.
+        let named = log.lines().any(|l| {
+            l.contains("refused")
+                && l.contains("container=")
+                && l.contains(&forbidden_ip)
+                && !l.contains("container=\"-\"")
+                && !l.contains("container=-")
+        });
+        ensure(named, || {
+            format!(
+                "the proxy's refusal, with its container, is not in up's log: {}",
+                stockade_test_support::log_tail(&up.log)
+            )
+        })
     })();
     let table = format!(
         "stockade_{}",
         up.bridge().unwrap_or_default().replace('-', "_")
     );
+    // doctor shows the rules in force.
+    let doctor = run_with_timeout(
+        std::process::Command::new(STOCKADE).arg("doctor"),
+        None,
+        SHORT,
+    )?;
+    let shown = doctor
+        .stdout
+        .contains(&format!("air-gap rules in force (table inet {table})"))
+        && doctor.stdout.contains("redirect");
     let code = up.process.stop();
     // The rules went with up.
     let tables = run_with_timeout(
@@ -3182,6 +3202,9 @@ fn containers_reach_only_what_the_pac_allows(_rig: &Rig) -> Outcome {
     let _ = std::fs::remove_dir_all(&www);
     drop(ns);
     result?;
+    ensure(shown, || {
+        format!("doctor did not show the rules: {}", doctor.stdout)
+    })?;
     ensure(!tables.stdout.contains(&table), || {
         format!("{table} outlived up: {}", tables.stdout)
     })?;

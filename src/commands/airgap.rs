@@ -87,11 +87,24 @@ pub async fn start(
         None => Ports::Some(BTreeSet::from([80, 443])),
     };
     let sink_audit = audit.clone();
+    let names = Arc::new(ContainerNames::new(engine.socket.to_owned()));
+    let follower_names = Arc::clone(&names);
     let sink = Arc::new(move |decision: &Decision| {
-        tracing::info!("{decision}");
-        if let Some(audit) = &sink_audit {
-            record(audit, decision);
-        }
+        // Logged and recorded with the container the source address belongs to (looked up
+        // in the engine off the proxy's path).
+        let decision = decision.clone();
+        let audit = sink_audit.clone();
+        let names = Arc::clone(&names);
+        tokio::spawn(async move {
+            let container = names.of(decision.source.ip()).await;
+            tracing::info!(
+                container = container.as_deref().unwrap_or("-"),
+                "{decision}"
+            );
+            if let Some(audit) = &audit {
+                record(audit, &decision, container);
+            }
+        });
     });
     let proxy = TransparentProxy::bind(
         &[SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0))],
@@ -125,6 +138,7 @@ pub async fn start(
         engine.socket.to_owned(),
         config,
         default_bridge,
+        follower_names,
     ));
     Ok(Some(Airgap {
         table,
@@ -143,10 +157,100 @@ async fn apply(config: NftConfig) -> Result<(), Failure> {
         })
 }
 
-fn record(audit: &Arc<stockade_audit::AuditLog>, decision: &Decision) {
+/// Container names by address: learnt from the engine's network events as containers connect
+/// (so even a container gone by the time its connection is logged is named), and from a
+/// listing of the running containers when an address is unknown.
+struct ContainerNames {
+    engine: PathBuf,
+    known: tokio::sync::RwLock<std::collections::HashMap<IpAddr, String>>,
+}
+
+impl ContainerNames {
+    fn new(engine: PathBuf) -> Self {
+        Self {
+            engine,
+            known: tokio::sync::RwLock::new(std::collections::HashMap::new()),
+        }
+    }
+
+    async fn of(&self, ip: IpAddr) -> Option<String> {
+        if let Some(name) = self.known.read().await.get(&ip) {
+            return Some(name.clone());
+        }
+        let list = get_json(&self.engine, "/containers/json").await.ok()?;
+        let mut known = self.known.write().await;
+        for container in list.as_array().into_iter().flatten() {
+            learn(&mut known, container);
+        }
+        known.get(&ip).cloned()
+    }
+
+    /// A container connected to a network: remember its addresses (the newest owner of an
+    /// address wins).
+    async fn connected(&self, id: &str) {
+        let valid = !id.is_empty() && id.bytes().all(|b| b.is_ascii_alphanumeric());
+        if !valid {
+            return;
+        }
+        if let Ok(container) = get_json(&self.engine, &format!("/containers/{id}/json")).await {
+            learn(&mut *self.known.write().await, &container);
+        }
+    }
+}
+
+/// Records a container's addresses from `/containers/json` or `/containers/{id}/json`.
+fn learn(known: &mut std::collections::HashMap<IpAddr, String>, container: &serde_json::Value) {
+    let name = container["Names"][0]
+        .as_str()
+        .or_else(|| container["Name"].as_str())
+        .unwrap_or("")
+        .trim_start_matches('/')
+        .to_owned();
+    if name.is_empty() {
+        return;
+    }
+    if let Some(networks) = container["NetworkSettings"]["Networks"].as_object() {
+        for network in networks.values() {
+            if let Some(addr) = network["IPAddress"].as_str().and_then(|a| a.parse().ok()) {
+                known.insert(addr, name.clone());
+            }
+        }
+    }
+}
+
+/// A GET on a fresh engine connection, its JSON answer.
+async fn get_json(engine: &Path, uri: &str) -> Result<serde_json::Value, String> {
+    let stream = UnixStream::connect(engine)
+        .await
+        .map_err(|e| e.to_string())?;
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake::<_, Empty<Bytes>>(TokioIo::new(stream))
+            .await
+            .map_err(|e| e.to_string())?;
+    let driver = tokio::spawn(conn);
+    let request = http::Request::get(uri)
+        .header(http::header::HOST, "docker")
+        .body(Empty::new())
+        .map_err(|e| e.to_string())?;
+    let response = sender
+        .send_request(request)
+        .await
+        .map_err(|e| e.to_string())?;
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| e.to_string())?
+        .to_bytes();
+    driver.abort();
+    serde_json::from_slice(&body).map_err(|e| e.to_string())
+}
+
+fn record(audit: &Arc<stockade_audit::AuditLog>, decision: &Decision, container: Option<String>) {
     let allowed = matches!(decision.outcome, Outcome::Connected(_));
     let mut event = stockade_audit::Event {
         kind: Some(stockade_audit::Kind::Decision),
+        container,
         route: Some("container_egress".into()),
         decision: Some(if allowed {
             stockade_audit::Decision::Allow
@@ -193,12 +297,17 @@ fn resolvers(path: &Path) -> Vec<IpAddr> {
 
 /// Rebuilds the rules whenever the engine creates or removes a network, from the engine's
 /// event stream (reconnecting if it breaks).
-async fn follow_networks(engine: PathBuf, mut config: NftConfig, default_bridge: Bridge) {
+async fn follow_networks(
+    engine: PathBuf,
+    mut config: NftConfig,
+    default_bridge: Bridge,
+    names: Arc<ContainerNames>,
+) {
     loop {
         if let Err(e) = refresh(&engine, &mut config, &default_bridge).await {
             tracing::warn!(error = %e, "cannot refresh the air-gap networks");
         }
-        if let Err(e) = watch(&engine, &mut config, &default_bridge).await {
+        if let Err(e) = watch(&engine, &mut config, &default_bridge, &names).await {
             tracing::debug!(error = %e, "engine event stream ended");
         }
         tokio::time::sleep(std::time::Duration::from_secs(1)).await;
@@ -209,6 +318,7 @@ async fn watch(
     engine: &Path,
     config: &mut NftConfig,
     default_bridge: &Bridge,
+    names: &ContainerNames,
 ) -> Result<(), String> {
     let stream = UnixStream::connect(engine)
         .await
@@ -238,6 +348,11 @@ async fn watch(
             let line: Vec<u8> = pending.drain(..=end).collect();
             let event: serde_json::Value = serde_json::from_slice(&line).unwrap_or_default();
             let action = event["Action"].as_str().unwrap_or("");
+            if action == "connect" {
+                if let Some(id) = event["Actor"]["Attributes"]["container"].as_str() {
+                    names.connected(id).await;
+                }
+            }
             if matches!(action, "create" | "destroy") {
                 refresh(engine, config, default_bridge).await?;
             }
@@ -253,31 +368,8 @@ async fn refresh(
     config: &mut NftConfig,
     default_bridge: &Bridge,
 ) -> Result<(), String> {
-    let stream = UnixStream::connect(engine)
-        .await
-        .map_err(|e| e.to_string())?;
-    let (mut sender, conn) =
-        hyper::client::conn::http1::handshake::<_, Empty<Bytes>>(TokioIo::new(stream))
-            .await
-            .map_err(|e| e.to_string())?;
-    let driver = tokio::spawn(conn);
-    let request = http::Request::get("/networks")
-        .header(http::header::HOST, "docker")
-        .body(Empty::new())
-        .map_err(|e| e.to_string())?;
-    let response = sender
-        .send_request(request)
-        .await
-        .map_err(|e| e.to_string())?;
-    let body = response
-        .into_body()
-        .collect()
-        .await
-        .map_err(|e| e.to_string())?
-        .to_bytes();
-    driver.abort();
-    let networks: Vec<serde_json::Value> =
-        serde_json::from_slice(&body).map_err(|e| e.to_string())?;
+    let listed = get_json(engine, "/networks").await?;
+    let networks: Vec<serde_json::Value> = listed.as_array().cloned().unwrap_or_default();
     let mut bridges = vec![default_bridge.clone()];
     for network in &networks {
         if network["Driver"].as_str() != Some("bridge")

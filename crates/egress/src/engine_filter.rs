@@ -12,6 +12,7 @@
 //! Limits: Go never sends requests for loopback hosts through a proxy, so registries on
 //! 127.0.0.0/8 and `localhost` are not covered here (the gateway's rules still are).
 
+use crate::upstream::{Connector, Dest};
 use crate::{Decide, DecideError, Hop, Plan, Scheme, Target};
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -270,8 +271,38 @@ async fn handle(
         }
     };
     let mut upstream = None;
+    // The same connectors as the containers' proxy (DIRECT by name, CONNECT, SOCKS5).
+    let connector = Connector::default();
+    let dest = match asked.host.parse::<IpAddr>() {
+        Ok(ip) => Dest {
+            host: None,
+            ip,
+            port: asked.port,
+        },
+        Err(_) => Dest {
+            host: Some(asked.host.to_ascii_lowercase()),
+            ip: IpAddr::from([0, 0, 0, 0]),
+            port: asked.port,
+        },
+    };
     for hop in &plan.hops {
-        match connect(hop, &asked.host, asked.port).await {
+        // An allowed registry named by IP is dialled as given (the engine is no container
+        // forging names; the allowlist already decided); everything else goes through the
+        // shared connectors.
+        let connected = match (hop, dest.host.as_ref()) {
+            (Hop::Direct, None) => {
+                tokio::time::timeout(TIMEOUT, TcpStream::connect((dest.ip, dest.port)))
+                    .await
+                    .map_err(|_| std::io::Error::other("connect timed out"))
+                    .and_then(|r| r)
+                    .map_err(|e| e.to_string())
+            }
+            _ => connector
+                .connect(hop, &dest)
+                .await
+                .map_err(|e| e.to_string()),
+        };
+        match connected {
             Ok(stream) => {
                 upstream = Some(stream);
                 break;
@@ -393,44 +424,6 @@ async fn read_head(client: &mut TcpStream) -> Result<Asked, String> {
             Ok(httparse::Status::Partial) => return Err("the request head is too large".to_owned()),
             Err(e) => return Err(format!("malformed request: {e}")),
         }
-    }
-}
-
-async fn connect(hop: &Hop, host: &str, port: u16) -> std::io::Result<TcpStream> {
-    match hop {
-        Hop::Direct => tokio::time::timeout(TIMEOUT, TcpStream::connect((host, port)))
-            .await
-            .map_err(|_| std::io::Error::other("connect timed out"))?,
-        Hop::Proxy {
-            host: proxy,
-            port: proxy_port,
-        } => {
-            let mut stream =
-                tokio::time::timeout(TIMEOUT, TcpStream::connect((proxy.as_str(), *proxy_port)))
-                    .await
-                    .map_err(|_| std::io::Error::other("connect timed out"))??;
-            let request = format!("CONNECT {host}:{port} HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n");
-            stream.write_all(request.as_bytes()).await?;
-            let mut buf = Vec::new();
-            let mut byte = [0u8; 1];
-            while !buf.ends_with(b"\r\n\r\n") {
-                if buf.len() > MAX_HEAD || stream.read(&mut byte).await? == 0 {
-                    return Err(std::io::Error::other("the upstream proxy did not answer"));
-                }
-                buf.push(byte[0]);
-            }
-            let ok = buf.starts_with(b"HTTP/1.1 2") || buf.starts_with(b"HTTP/1.0 2");
-            if ok {
-                Ok(stream)
-            } else {
-                Err(std::io::Error::other(
-                    "the upstream proxy refused the tunnel",
-                ))
-            }
-        }
-        Hop::Socks5 { .. } => Err(std::io::Error::other(
-            "SOCKS5 is not used for the engine's own pulls",
-        )),
     }
 }
 
