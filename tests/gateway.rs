@@ -163,6 +163,10 @@ fn main() {
             "socket_mounts_get_their_own_held_socket",
             socket_mounts_get_their_own_held_socket,
         ),
+        (
+            "eci_off_lifts_content_rules_only",
+            eci_off_lifts_content_rules_only,
+        ),
         ("bench_smoke_run_checks_bytes", bench_smoke_run_checks_bytes),
         (
             "engine_pulls_reach_only_allowed_registries",
@@ -3209,4 +3213,67 @@ fn containers_reach_only_what_the_pac_allows(_rig: &Rig) -> Outcome {
         format!("{table} outlived up: {}", tables.stdout)
     })?;
     ensure(code == Some(0), || format!("up exited with {code:?}"))
+}
+
+/// ECI off (the admin left it unlocked and the policy turns it off): the content rules do not
+/// apply, while the route table still does.
+fn eci_off_lifts_content_rules_only(rig: &Rig) -> Outcome {
+    let dir = scratch_dir("eci-off")?;
+    let policy = dir.join("policy.json");
+    std::fs::write(
+        &policy,
+        stockade_test_support::rig_policy(&[(
+            "enhancedContainerIsolation",
+            serde_json::json!({"locked": true, "value": false}),
+        )]),
+    )?;
+    let gateway = Gateway::start(
+        &rig.stockade,
+        &rig.engine.socket(),
+        &dir.join("docker.sock"),
+        &["--policy", &policy.to_string_lossy()],
+    )?;
+    let result = (|| -> Outcome {
+        let cli = gateway.cli();
+        // A capability the rules would refuse: the engine runs it (as root in a user namespace).
+        let out = cli.run(
+            &[
+                "run",
+                "--rm",
+                "--cap-add",
+                "SYS_PTRACE",
+                TEST_IMAGE,
+                "echo",
+                "ran",
+            ],
+            None,
+            LONG,
+        )?;
+        ensure(out.success() && out.stdout.contains("ran"), || {
+            format!(
+                "with ECI off, a content rule still refused: {}",
+                out.describe()
+            )
+        })?;
+        // The route table still refuses what is closed.
+        let answer = http::request(gateway.socket(), "GET", "/v1.41/plugins", &[], b"")?;
+        ensure(answer.status == 403, || {
+            format!("with ECI off, /plugins answered {}", answer.status)
+        })?;
+        // And registry access still holds (it is not part of ECI).
+        let pull = cli.run(&["pull", "quay.io/x/y:1"], None, SHORT)?;
+        ensure(
+            pull.stderr
+                .contains("registry access to quay.io is not allowed"),
+            || {
+                format!(
+                    "with ECI off, the registry rule did not hold: {}",
+                    pull.describe()
+                )
+            },
+        )
+    })();
+    drop(gateway);
+    let _ = std::fs::remove_dir_all(&dir);
+    result
 }
