@@ -94,7 +94,8 @@ impl Value {
     /// line separators as `\u` escapes), so the engine reads back exactly this value.
     #[must_use]
     pub fn to_json(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(256);
+        // Create bodies from the CLI are 2-3 KiB: one allocation in the common case.
+        let mut out = Vec::with_capacity(4096);
         self.write(&mut out);
         out
     }

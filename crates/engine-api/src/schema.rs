@@ -606,7 +606,7 @@ fn check_at(value: Value, ty: &Ty, path: &mut String) -> Result<Option<Value>, S
                 return Err(wrong(path, "an object"));
             };
             // For each field, the key that set it (for the collision message).
-            let mut seen: Vec<Option<String>> = vec![None; fields.len()];
+            let mut seen: Vec<Option<std::borrow::Cow<'static, str>>> = vec![None; fields.len()];
             let mut out: Vec<(String, Value)> = Vec::with_capacity(members.len());
             let base = path.len();
             for (key, item) in members {
@@ -643,9 +643,16 @@ fn check_at(value: Value, ty: &Ty, path: &mut String) -> Result<Option<Value>, S
                     ));
                 }
                 if let Some(v) = check_at(item, field.ty, path)? {
+                    // The key is usually spelled as the field already: reuse its allocation.
+                    if key == field.name {
+                        out.push((key, v));
+                        seen[index] = Some(std::borrow::Cow::Borrowed(field.name));
+                        path.truncate(base);
+                        continue;
+                    }
                     out.push((field.name.to_owned(), v));
                 }
-                seen[index] = Some(key);
+                seen[index] = Some(std::borrow::Cow::Owned(key));
                 path.truncate(base);
             }
             Value::Object(out)
