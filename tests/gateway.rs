@@ -587,19 +587,13 @@ fn build_buildkit_session(rig: &Rig) -> Outcome {
     })?;
     // With registries unrestricted ("*"), BuildKit builds work through the gateway.
     let dir = scratch_dir("bk")?;
-    let policy = dir.join("open.json");
-    std::fs::write(
-        &policy,
-        stockade_test_support::rig_policy(&[(
+    let gateway = gateway_with_policy(
+        rig,
+        &dir,
+        &stockade_test_support::rig_policy(&[(
             "registryAccess",
             serde_json::json!({"locked": true, "allowedRegistries": ["*"]}),
         )]),
-    )?;
-    let gateway = Gateway::start(
-        &rig.stockade,
-        &rig.engine.socket(),
-        &dir.join("docker.sock"),
-        &["--policy", &policy.to_string_lossy()],
     )?;
     let built = build_and_run(
         rig,
@@ -2167,10 +2161,10 @@ fn build_bases_and_load_names_are_checked(rig: &Rig) -> Outcome {
     // docker load, with a policy that allows it: an archive naming a forbidden registry is
     // refused and creates nothing; one naming allowed names loads.
     let dir = scratch_dir("load-ram")?;
-    let policy = dir.join("load.json");
-    std::fs::write(
-        &policy,
-        stockade_test_support::rig_policy(&[
+    let gateway = gateway_with_policy(
+        rig,
+        &dir,
+        &stockade_test_support::rig_policy(&[
             (
                 "blockDockerLoad",
                 serde_json::json!({"locked": true, "value": false}),
@@ -2180,12 +2174,6 @@ fn build_bases_and_load_names_are_checked(rig: &Rig) -> Outcome {
                 serde_json::json!({"locked": true, "allowedRegistries": ["docker.io", rig.registry.host()]}),
             ),
         ]),
-    )?;
-    let gateway = Gateway::start(
-        &rig.stockade,
-        &rig.engine.socket(),
-        &dir.join("docker.sock"),
-        &["--policy", &policy.to_string_lossy()],
     )?;
     let result = (|| -> Outcome {
         let bad_name = format!("{bad}/loaded:v1");
@@ -2235,10 +2223,10 @@ fn image_access_follows_the_catalog(rig: &Rig) -> Outcome {
         &catalog,
         r#"{"catalogVersion": 1, "namespaces": {"trusted": "verified-publisher"}}"#,
     )?;
-    let policy = dir.join("iam.json");
-    std::fs::write(
-        &policy,
-        stockade_test_support::rig_policy(&[(
+    let gateway = gateway_with_policy(
+        rig,
+        &dir,
+        &stockade_test_support::rig_policy(&[(
             "imageAccess",
             serde_json::json!({
                 "locked": true,
@@ -2250,12 +2238,6 @@ fn image_access_follows_the_catalog(rig: &Rig) -> Outcome {
                 "catalog": catalog,
             }),
         )]),
-    )?;
-    let gateway = Gateway::start(
-        &rig.stockade,
-        &rig.engine.socket(),
-        &dir.join("docker.sock"),
-        &["--policy", &policy.to_string_lossy()],
     )?;
     let result = (|| -> Outcome {
         let cli = gateway.cli();
@@ -2395,19 +2377,13 @@ impl Drop for TestUser {
 fn user_settings_apply_to_their_owner_only(rig: &Rig) -> Outcome {
     let user = TestUser::create()?;
     let dir = scratch_dir("usr-gw")?;
-    let policy = dir.join("policy.json");
-    std::fs::write(
-        &policy,
-        stockade_test_support::rig_policy(&[(
+    let gateway = gateway_with_policy(
+        rig,
+        &dir,
+        &stockade_test_support::rig_policy(&[(
             "blockDockerLoad",
             serde_json::json!({"locked": false, "value": true}),
         )]),
-    )?;
-    let gateway = Gateway::start(
-        &rig.stockade,
-        &rig.engine.socket(),
-        &dir.join("docker.sock"),
-        &["--policy", &policy.to_string_lossy()],
     )?;
     let result = (|| -> Outcome {
         let direct = rig.engine_cli();
@@ -2766,10 +2742,10 @@ fn socket_mounts_get_their_own_held_socket(rig: &Rig) -> Outcome {
     let image = docker_cli_image(rig)?;
     let repo = image.trim_end_matches(":1");
     let dir = scratch_dir("sockmount")?;
-    let policy = dir.join("policy.json");
-    std::fs::write(
-        &policy,
-        stockade_test_support::rig_policy(&[
+    let gateway = gateway_with_policy(
+        rig,
+        &dir,
+        &stockade_test_support::rig_policy(&[
             (
                 "enhancedContainerIsolation",
                 serde_json::json!({"locked": true, "value": true, "dockerSocketMount": {
@@ -2781,12 +2757,6 @@ fn socket_mounts_get_their_own_held_socket(rig: &Rig) -> Outcome {
                 serde_json::json!({"locked": true, "allowedRegistries": ["docker.io", rig.registry.host()]}),
             ),
         ]),
-    )?;
-    let gateway = Gateway::start(
-        &rig.stockade,
-        &rig.engine.socket(),
-        &dir.join("docker.sock"),
-        &["--policy", &policy.to_string_lossy()],
     )?;
     let direct = rig.engine_cli();
     let cli = gateway.cli();
@@ -3219,19 +3189,13 @@ fn containers_reach_only_what_the_pac_allows(_rig: &Rig) -> Outcome {
 /// apply, while the route table still does.
 fn eci_off_lifts_content_rules_only(rig: &Rig) -> Outcome {
     let dir = scratch_dir("eci-off")?;
-    let policy = dir.join("policy.json");
-    std::fs::write(
-        &policy,
-        stockade_test_support::rig_policy(&[(
+    let gateway = gateway_with_policy(
+        rig,
+        &dir,
+        &stockade_test_support::rig_policy(&[(
             "enhancedContainerIsolation",
             serde_json::json!({"locked": true, "value": false}),
         )]),
-    )?;
-    let gateway = Gateway::start(
-        &rig.stockade,
-        &rig.engine.socket(),
-        &dir.join("docker.sock"),
-        &["--policy", &policy.to_string_lossy()],
     )?;
     let result = (|| -> Outcome {
         let cli = gateway.cli();
@@ -3276,4 +3240,17 @@ fn eci_off_lifts_content_rules_only(rig: &Rig) -> Outcome {
     drop(gateway);
     let _ = std::fs::remove_dir_all(&dir);
     result
+}
+
+/// A gateway in front of the rig's engine with `policy` (JSON text) as its admin policy, its
+/// socket and policy file in `dir`.
+fn gateway_with_policy(rig: &Rig, dir: &Path, policy: &str) -> Result<Gateway, Failed> {
+    let file = dir.join("policy.json");
+    std::fs::write(&file, policy)?;
+    Ok(Gateway::start(
+        &rig.stockade,
+        &rig.engine.socket(),
+        &dir.join("docker.sock"),
+        &["--policy", &file.to_string_lossy()],
+    )?)
 }

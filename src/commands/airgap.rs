@@ -218,32 +218,11 @@ fn learn(known: &mut std::collections::HashMap<IpAddr, String>, container: &serd
     }
 }
 
-/// A GET on a fresh engine connection, its JSON answer.
+/// A GET on the engine, its JSON answer.
 async fn get_json(engine: &Path, uri: &str) -> Result<serde_json::Value, String> {
-    let stream = UnixStream::connect(engine)
+    stockade_engine::client::get_json(engine, uri)
         .await
-        .map_err(|e| e.to_string())?;
-    let (mut sender, conn) =
-        hyper::client::conn::http1::handshake::<_, Empty<Bytes>>(TokioIo::new(stream))
-            .await
-            .map_err(|e| e.to_string())?;
-    let driver = tokio::spawn(conn);
-    let request = http::Request::get(uri)
-        .header(http::header::HOST, "docker")
-        .body(Empty::new())
-        .map_err(|e| e.to_string())?;
-    let response = sender
-        .send_request(request)
-        .await
-        .map_err(|e| e.to_string())?;
-    let body = response
-        .into_body()
-        .collect()
-        .await
-        .map_err(|e| e.to_string())?
-        .to_bytes();
-    driver.abort();
-    serde_json::from_slice(&body).map_err(|e| e.to_string())
+        .map_err(|e| e.to_string())
 }
 
 fn record(audit: &Arc<stockade_audit::AuditLog>, decision: &Decision, container: Option<String>) {
