@@ -339,7 +339,8 @@ async fn handle(
     if !asked.rest.is_empty() {
         upstream.write_all(&asked.rest).await?;
     }
-    tokio::io::copy_bidirectional(&mut client, &mut upstream).await?;
+    tokio::io::copy_bidirectional_with_sizes(&mut client, &mut upstream, 256 << 10, 256 << 10)
+        .await?;
     Ok(())
 }
 
