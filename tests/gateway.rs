@@ -95,6 +95,10 @@ fn main() {
             audit_unwritable_fails_closed_and_recovers,
         ),
         (
+            "audit_fail_open_serves_and_says_so",
+            audit_fail_open_serves_and_says_so,
+        ),
+        (
             "audit_denials_survive_sigkill",
             audit_denials_survive_sigkill,
         ),
@@ -3253,4 +3257,62 @@ fn gateway_with_policy(rig: &Rig, dir: &Path, policy: &str) -> Result<Gateway, F
         &dir.join("docker.sock"),
         &["--policy", &file.to_string_lossy()],
     )?)
+}
+
+/// `--audit-fail-open`: with the audit log's disk full, requests are still served, each with a
+/// loud error in the gateway's log; once there is room, records are written again.
+fn audit_fail_open_serves_and_says_so(rig: &Rig) -> Outcome {
+    let dir = scratch_dir("auditopen")?;
+    let mount = dir.join("small");
+    std::fs::create_dir(&mount)?;
+    stockade_test_support::must_run(
+        std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=64k"])
+            .arg("tmpfs")
+            .arg(&mount),
+        SHORT,
+    )?;
+    let result = (|| -> Outcome {
+        let log = mount.join("audit.log");
+        let gateway = Gateway::start(
+            Path::new(STOCKADE),
+            &rig.engine.socket(),
+            &dir.join("gw.sock"),
+            &["--audit-log", &log.to_string_lossy(), "--audit-fail-open"],
+        )?;
+        let filler = mount.join("filler");
+        let mut file = std::fs::File::create(&filler)?;
+        let chunk = vec![0u8; 4096];
+        while std::io::Write::write_all(&mut file, &chunk).is_ok() {}
+        drop(file);
+        let mut unrecorded = false;
+        for _ in 0..200 {
+            let answer = http::request(gateway.socket(), "GET", "/_ping", &[], b"")?;
+            ensure(answer.status == 200, || {
+                format!(
+                    "fail-open refused a request: {} {}",
+                    answer.status,
+                    answer.message()
+                )
+            })?;
+            if gateway.log().contains("serving WITHOUT a record") {
+                unrecorded = true;
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        ensure(unrecorded, || {
+            "no loud error while the log could not be written".into()
+        })?;
+        std::fs::remove_file(&filler)?;
+        let before = audit_records(&log)?.len();
+        let recovered = wait_for(|| {
+            http::request(gateway.socket(), "GET", "/v1.41/version", &[], b"")?;
+            Ok(audit_records(&log)?.len() > before)
+        })?;
+        ensure(recovered, || "the log did not recover".into())
+    })();
+    let _ = std::process::Command::new("umount").arg(&mount).status();
+    let _ = std::fs::remove_dir_all(&dir);
+    result
 }

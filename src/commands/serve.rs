@@ -24,6 +24,10 @@ pub struct ServeArgs {
     /// built-in secure default). An invalid file stops the start.
     #[arg(long)]
     policy: Option<PathBuf>,
+    /// When the audit log cannot be written, keep serving (with a loud error per request)
+    /// instead of refusing requests. Off by default: fail closed.
+    #[arg(long)]
+    audit_fail_open: bool,
 }
 
 pub async fn run(args: ServeArgs) -> Result<(), Failure> {
@@ -36,15 +40,14 @@ pub async fn run(args: ServeArgs) -> Result<(), Failure> {
         .await
         .map_err(|e| Failure::unsafe_env(e.to_string()))?;
     tracing::info!(engine = %engine.display(), version = %facts.version, isolation = ?facts.isolation, "engine checked");
-    let audit = open_audit(args.audit_log.as_deref())?;
+    let audit = open_audit(args.audit_log.as_deref(), &policy.0)?;
     let listener = GatewayListener::bind(&listen, SocketOwnership { gid, mode: 0o660 })
         .map_err(|e| Failure::unsafe_env(e.to_string()))?;
     serve_on(
         listener,
         engine,
-        audit,
+        (audit, args.audit_log, args.audit_fail_open),
         policy,
-        args.audit_log,
         &mut signals,
     )
     .await
@@ -54,9 +57,16 @@ pub async fn run(args: ServeArgs) -> Result<(), Failure> {
 /// verify, stops the start (fail closed).
 pub fn open_audit(
     path: Option<&std::path::Path>,
+    policy: &stockade_policy::Policy,
 ) -> Result<Option<std::sync::Arc<stockade_audit::AuditLog>>, Failure> {
+    // `audit.syslog`: every record is copied to the local syslog socket too.
+    let settings = policy.effective(None, &stockade_policy::UserContext::new(0, "/root"));
+    let options = stockade_audit::Options {
+        syslog: settings.audit.syslog.then(|| PathBuf::from("/dev/log")),
+        ..stockade_audit::Options::default()
+    };
     path.map(|path| {
-        stockade_audit::AuditLog::open(path, stockade_audit::Options::default())
+        stockade_audit::AuditLog::open(path, options.clone())
             .map(std::sync::Arc::new)
             .map_err(|e| Failure::unsafe_env(e.to_string()))
     })
@@ -67,9 +77,12 @@ pub fn open_audit(
 pub async fn serve_on(
     listener: GatewayListener,
     engine: PathBuf,
-    audit: Option<std::sync::Arc<stockade_audit::AuditLog>>,
+    (audit, audit_path, audit_fail_open): (
+        Option<std::sync::Arc<stockade_audit::AuditLog>>,
+        Option<PathBuf>,
+        bool,
+    ),
     policy: (stockade_policy::Policy, Option<PathBuf>),
-    audit_path: Option<PathBuf>,
     signals: &mut Signals,
 ) -> Result<(), Failure> {
     let (policy, policy_path) = policy;
@@ -83,6 +96,10 @@ pub async fn serve_on(
     .await;
     let mut config = GatewayConfig::new(engine.clone());
     config.audit = audit.clone();
+    config.audit_fail_open = audit_fail_open;
+    if audit_fail_open && audit.is_some() {
+        tracing::warn!("--audit-fail-open: requests are served even when they cannot be recorded");
+    }
     config.policy = std::sync::Arc::new(stockade_gateway::PolicyHandle::new(policy));
     let _watcher = policy_path.map(|path| {
         AbortOnDrop(tokio::spawn(watch_policy(

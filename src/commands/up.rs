@@ -35,6 +35,10 @@ pub struct UpArgs {
     /// built-in secure default). An invalid file stops the start.
     #[arg(long)]
     policy: Option<PathBuf>,
+    /// When the audit log cannot be written, keep serving (with a loud error per request)
+    /// instead of refusing requests. Off by default: fail closed.
+    #[arg(long)]
+    audit_fail_open: bool,
 }
 
 pub async fn run(args: UpArgs) -> Result<(), Failure> {
@@ -48,7 +52,7 @@ pub async fn run(args: UpArgs) -> Result<(), Failure> {
     })?;
     let gid = group_id(&args.group)?;
     let policy = super::policy::load_with_path(args.policy.as_deref())?;
-    let audit = super::serve::open_audit(args.audit_log.as_deref())?;
+    let audit = super::serve::open_audit(args.audit_log.as_deref(), &policy.0)?;
     let inputs = super::policy::engine_inputs(&policy.0, &|k| std::env::var(k).ok())?;
     // The engine's own pulls and pushes go through the egress filter: only allowed registries.
     let filter = tokio::net::TcpListener::bind(("127.0.0.1", 0))
@@ -161,7 +165,7 @@ pub async fn run(args: UpArgs) -> Result<(), Failure> {
         }
     };
     let result = tokio::select! {
-        result = serve(&layout, gid, (audit, args.audit_log.clone()), policy, &mut signals) => result,
+        result = serve(&layout, gid, (audit, args.audit_log.clone(), args.audit_fail_open), policy, &mut signals) => result,
         // An engine that dies under the gateway is not papered over with 502s: stop and say so.
         died = engine.exited() => Err(Failure::unsafe_env(format!(
             "the managed engine stopped unexpectedly, so stockade is stopping too: {died}"
@@ -186,9 +190,10 @@ impl Drop for AbortOnDrop {
 async fn serve(
     layout: &Layout,
     gid: u32,
-    (audit, audit_path): (
+    audit: (
         Option<std::sync::Arc<stockade_audit::AuditLog>>,
         Option<PathBuf>,
+        bool,
     ),
     policy: (stockade_policy::Policy, Option<PathBuf>),
     signals: &mut Signals,
@@ -215,7 +220,6 @@ async fn serve(
         layout.engine_socket.clone(),
         audit,
         policy,
-        audit_path,
         signals,
     )
     .await

@@ -20,6 +20,7 @@
 #![forbid(unsafe_code)]
 
 mod record;
+mod syslog;
 mod verify;
 mod writer;
 

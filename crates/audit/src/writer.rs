@@ -37,7 +37,7 @@ pub enum Durability {
 }
 
 /// Tuning of the writer.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Options {
     /// Longest time a grouped record stays unsynced.
     pub sync_interval: Duration,
@@ -45,6 +45,8 @@ pub struct Options {
     pub max_unsynced: usize,
     /// Most events queued for the writer; callers beyond it wait for room.
     pub queue: usize,
+    /// Copy every record to this syslog socket (`/dev/log`); `None`: no copy.
+    pub syslog: Option<PathBuf>,
 }
 
 impl Default for Options {
@@ -53,6 +55,7 @@ impl Default for Options {
             sync_interval: Duration::from_millis(500),
             max_unsynced: 10_000,
             queue: 65_536,
+            syslog: None,
         }
     }
 }
@@ -120,6 +123,7 @@ impl AuditLog {
             head,
             unsynced: 0,
             last_sync: Instant::now(),
+            syslog: options.syslog.clone().map(crate::syslog::Syslog::new),
             options,
         };
         let writer = std::thread::Builder::new()
@@ -276,6 +280,7 @@ struct WriterState {
     unsynced: usize,
     last_sync: Instant,
     options: Options,
+    syslog: Option<crate::syslog::Syslog>,
 }
 
 fn now_ns() -> u64 {
@@ -358,6 +363,11 @@ impl WriterState {
             Ok(()) => {
                 self.healthy
                     .store(true, std::sync::atomic::Ordering::Release);
+                if let Some(syslog) = &mut self.syslog {
+                    for line in bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+                        syslog.send(line);
+                    }
+                }
                 self.len += bytes.len() as u64;
                 self.seq = seq;
                 self.head = head;

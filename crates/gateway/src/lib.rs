@@ -80,6 +80,9 @@ pub struct GatewayConfig {
     /// Where every decision is recorded. When set, a request whose record cannot be written is
     /// refused (fail closed), and a denial's record is on disk before the denial is sent.
     pub audit: Option<Arc<stockade_audit::AuditLog>>,
+    /// When the audit log cannot be written: serve anyway, logging an error per request
+    /// (`--audit-fail-open`), instead of refusing (the default).
+    pub audit_fail_open: bool,
     /// The admin policy; each caller's settings are derived from it and their own settings file.
     /// Replaced in place on reload; a request uses the policy in force when it is judged.
     pub policy: Arc<PolicyHandle>,
@@ -144,6 +147,7 @@ impl GatewayConfig {
             max_connections: 1024,
             idle_engine_connections: 32,
             audit: None,
+            audit_fail_open: false,
             policy: Arc::new(PolicyHandle::new(stockade_policy::Policy::builtin())),
             users: Arc::new(stockade_policy::UserSettingsCache::new()),
             protected: vec![engine.clone()],

@@ -941,6 +941,7 @@ impl Connection {
         let mut event = stockade_audit::Event {
             kind: Some(stockade_audit::Kind::Decision),
             uid: Some(self.peer.uid),
+            container: self.peer.container.as_deref().map(str::to_owned),
             route: Some(format!("{method} {path}")),
             decision: Some(if refusal.is_some() {
                 stockade_audit::Decision::Deny
@@ -968,16 +969,20 @@ impl Connection {
         } else {
             stockade_audit::Durability::Grouped
         };
-        audit
-            .append(event, durability)
-            .await
-            .map(|_| ())
-            .map_err(|e| {
+        match audit.append(event, durability).await {
+            Ok(_) => Ok(()),
+            Err(e) if self.config.audit_fail_open => {
+                // Loud on every request while it lasts; the log recovers by itself.
+                tracing::error!(error = %e, operation, "AUDIT LOG UNWRITABLE: serving WITHOUT a record (--audit-fail-open)");
+                Ok(())
+            }
+            Err(e) => {
                 tracing::error!(error = %e, "audit record failed");
-                Refusal::Denied(format!(
+                Err(Refusal::Denied(format!(
                     "stockade refused the request because it cannot be recorded: {e}"
-                ))
-            })
+                )))
+            }
+        }
     }
 
     fn log(
