@@ -28,7 +28,7 @@ use std::path::PathBuf;
 
 pub use record::{format_time, line_hash, Decision, Event, Kind, Record, FORMAT_VERSION, GENESIS};
 pub use verify::{verify, Anchor, Break, Verified};
-pub use writer::{AuditLog, Durability, Options, MAX_BATCH};
+pub use writer::{rotated_files, AuditLog, Durability, Options, MAX_BATCH};
 
 /// Audit log failures. A caller that needs a record and gets one of these must fail closed.
 #[derive(Debug, thiserror::Error)]

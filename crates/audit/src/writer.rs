@@ -47,6 +47,10 @@ pub struct Options {
     pub queue: usize,
     /// Copy every record to this syslog socket (`/dev/log`); `None`: no copy.
     pub syslog: Option<PathBuf>,
+    /// Rotate when the file would grow past this size: it is renamed `NAME.N` (N counting up
+    /// from 1, oldest first) and a new file goes on with the same chain. Rotated files are kept
+    /// (deleting evidence is the admin's decision). `None`: never rotate.
+    pub rotate_bytes: Option<u64>,
 }
 
 impl Default for Options {
@@ -56,6 +60,7 @@ impl Default for Options {
             max_unsynced: 10_000,
             queue: 65_536,
             syslog: None,
+            rotate_bytes: Some(64 << 20),
         }
     }
 }
@@ -101,7 +106,21 @@ impl AuditLog {
         drop_partial_tail(&file).map_err(open_err)?;
         let len = file.metadata().map_err(open_err)?.len();
         let (seq, head) = if len == 0 {
-            (0, GENESIS.to_owned())
+            // After a rotation the current file may be empty: the chain goes on from the last
+            // rotated file.
+            match rotated_files(path).last() {
+                Some((_, previous)) => {
+                    let reader = BufReader::new(File::open(previous).map_err(open_err)?);
+                    let verified =
+                        verify(reader, Anchor::FirstRecord).map_err(|b| AuditError::Damaged {
+                            path: previous.clone(),
+                            line: b.line,
+                            reason: b.reason,
+                        })?;
+                    (verified.last_seq, verified.head)
+                }
+                None => (0, GENESIS.to_owned()),
+            }
         } else {
             let reader = BufReader::new(File::open(path).map_err(open_err)?);
             let verified =
@@ -283,6 +302,31 @@ struct WriterState {
     syslog: Option<crate::syslog::Syslog>,
 }
 
+/// The rotated files of `path` (`NAME.1`, `NAME.2`, ...), oldest first.
+pub fn rotated_files(path: &Path) -> Vec<(u64, PathBuf)> {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name().and_then(|n| n.to_str())) else {
+        return Vec::new();
+    };
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    let prefix = format!("{name}.");
+    let mut found: Vec<(u64, PathBuf)> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| {
+            let file = entry.file_name();
+            let n = file.to_str()?.strip_prefix(&prefix)?.parse::<u64>().ok()?;
+            Some((n, entry.path()))
+        })
+        .collect();
+    found.sort();
+    found
+}
+
 fn now_ns() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -331,7 +375,42 @@ impl WriterState {
         Ok(())
     }
 
+    /// Renames the current file to the next `NAME.N` and starts a new one; the chain goes on.
+    fn rotate(&mut self) -> std::io::Result<()> {
+        self.sync()?;
+        let next = rotated_files(&self.path).last().map_or(1, |(n, _)| n + 1);
+        let rotated = PathBuf::from(format!("{}.{next}", self.path.display()));
+        std::fs::rename(&self.path, &rotated)?;
+        let file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create(true)
+            .mode(0o600)
+            .open(&self.path)?;
+        if let Some(dir) = self.path.parent() {
+            // The rename and the new file survive a crash.
+            File::open(dir)?.sync_all()?;
+        }
+        self.file = file;
+        self.len = 0;
+        Ok(())
+    }
+
     fn commit(&mut self, batch: Vec<Job>) {
+        if let Some(limit) = self.options.rotate_bytes {
+            if self.len > 0 && self.len >= limit {
+                if let Err(e) = self.rotate() {
+                    // Not rotating loses nothing: the records go on in the current file.
+                    #[allow(clippy::print_stderr)]
+                    {
+                        eprintln!(
+                            "stockade audit: cannot rotate {}: {e}; the log keeps growing",
+                            self.path.display()
+                        );
+                    }
+                }
+            }
+        }
         let mut bytes = Vec::with_capacity(batch.len() * 256);
         let mut seq = self.seq;
         let mut head = self.head.clone();
@@ -518,5 +597,58 @@ mod tests {
             Err(AuditError::Damaged { line, .. }) => assert_eq!(line, 2),
             other => panic!("expected Damaged, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn rotation_keeps_the_chain_across_files_and_reopening_continues_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.log");
+        let options = Options {
+            rotate_bytes: Some(2000),
+            ..Options::default()
+        };
+        {
+            let log = AuditLog::open(&path, options.clone()).unwrap();
+            for n in 0..40 {
+                log.append_blocking(event(n), Durability::Sync).unwrap();
+            }
+        }
+        let rotated = rotated_files(&path);
+        assert!(rotated.len() >= 3, "{rotated:?}");
+        // Reopen: the chain goes on, whether the current file has records or not.
+        {
+            let log = AuditLog::open(&path, options.clone()).unwrap();
+            log.append_blocking(event(99), Durability::Sync).unwrap();
+        }
+        // Every file, oldest first, continues the one before.
+        let mut files: Vec<PathBuf> = rotated_files(&path).into_iter().map(|(_, p)| p).collect();
+        files.push(path.clone());
+        let mut anchor = Anchor::Genesis;
+        let mut total = 0;
+        for file in &files {
+            let v = verify(BufReader::new(File::open(file).unwrap()), anchor.clone()).unwrap();
+            total += v.records;
+            anchor = Anchor::After {
+                seq: v.last_seq + 1,
+                head: v.head.clone(),
+            };
+        }
+        assert_eq!(total, 41);
+        // A missing middle file breaks the chain.
+        let middle = &files[1];
+        std::fs::remove_file(middle).unwrap();
+        let first = verify(
+            BufReader::new(File::open(&files[0]).unwrap()),
+            Anchor::Genesis,
+        )
+        .unwrap();
+        let broken = verify(
+            BufReader::new(File::open(&files[2]).unwrap()),
+            Anchor::After {
+                seq: first.last_seq + 1,
+                head: first.head,
+            },
+        );
+        assert!(broken.is_err());
     }
 }
