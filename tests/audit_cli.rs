@@ -185,3 +185,65 @@ fn rotated_files_must_continue_each_other() {
     assert_eq!(code, Some(1));
     assert!(err.contains("record 7"), "{err}");
 }
+
+#[test]
+fn signed_checkpoints_catch_records_removed_from_the_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.log");
+    let key_file = dir.path().join("audit.key");
+    let (code, public, _) = stockade(&["audit", "key", "--key-file", &key_file.to_string_lossy()]);
+    assert_eq!(code, Some(0));
+    let public = public.trim().to_owned();
+    assert_eq!(public.len(), 64);
+    {
+        let key =
+            std::sync::Arc::new(stockade_audit::CheckpointKey::load_or_create(&key_file).unwrap());
+        let log = AuditLog::open(
+            &path,
+            Options {
+                checkpoint_key: Some(key),
+                checkpoint_every: 4,
+                ..Options::default()
+            },
+        )
+        .unwrap();
+        for n in 0..10 {
+            let event = Event {
+                kind: Some(Kind::Decision),
+                uid: Some(n),
+                decision: Some(Decision::Deny),
+                ..Event::default()
+            };
+            log.append_blocking(event, Durability::Sync).unwrap();
+        }
+    }
+    let checkpoints = stockade_audit::checkpoints_path(&path);
+    let verify = |public: &str| {
+        stockade(&[
+            "audit",
+            "verify",
+            &path.to_string_lossy(),
+            "--checkpoints",
+            &checkpoints.to_string_lossy(),
+            "--public-key",
+            public,
+        ])
+    };
+    let (code, out, err) = verify(&public);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(
+        out.contains("checkpoints verified, up to record 10"),
+        "{out}"
+    );
+    // The chain alone accepts a log cut at the end; the checkpoints do not.
+    let kept = lines(&path)[..7].to_vec();
+    store(&path, &kept);
+    let (code, _, _) = stockade(&["audit", "verify", &path.to_string_lossy()]);
+    assert_eq!(code, Some(0));
+    let (code, _, err) = verify(&public);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("records were removed from the end"), "{err}");
+    // A different key: the checkpoints are not its signatures.
+    let (code, _, err) = verify(&"ab".repeat(32));
+    assert_eq!(code, Some(1), "{err}");
+}

@@ -15,6 +15,19 @@ pub enum AuditCommand {
         /// Audit log files, oldest first.
         #[arg(required = true)]
         files: Vec<PathBuf>,
+        /// Also check these signed checkpoints (a copy held elsewhere): each signature, and that
+        /// the records they sign are all in the files (catches records removed from the end).
+        #[arg(long, requires = "public_key")]
+        checkpoints: Option<PathBuf>,
+        /// The checkpoints' public key (hex, as `stockade audit key` prints it).
+        #[arg(long, requires = "checkpoints")]
+        public_key: Option<String>,
+    },
+    /// Print the public key of a checkpoint signing key (created 0600 if missing).
+    Key {
+        /// The signing key file (`serve`/`up --audit-key`).
+        #[arg(long)]
+        key_file: PathBuf,
     },
     /// Print records readably.
     Tail {
@@ -31,7 +44,34 @@ pub enum AuditCommand {
 
 pub async fn run(command: AuditCommand) -> Result<(), Failure> {
     match command {
-        AuditCommand::Verify { files } => verify_files(&files),
+        AuditCommand::Verify {
+            files,
+            checkpoints,
+            public_key,
+        } => {
+            verify_files(&files)?;
+            match (checkpoints, public_key) {
+                (Some(checkpoints), Some(key)) => {
+                    let checked = stockade_audit::verify_checkpoints(&files, &checkpoints, &key)
+                        .map_err(Failure::check)?;
+                    let _ = writeln!(
+                        std::io::stdout(),
+                        "{}: {} checkpoints verified, up to record {}",
+                        checkpoints.display(),
+                        checked.checkpoints,
+                        checked.last_seq
+                    );
+                    Ok(())
+                }
+                _ => Ok(()),
+            }
+        }
+        AuditCommand::Key { key_file } => {
+            let key = stockade_audit::CheckpointKey::load_or_create(&key_file)
+                .map_err(|e| Failure::unsafe_env(e.to_string()))?;
+            let _ = writeln!(std::io::stdout(), "{}", key.public_hex());
+            Ok(())
+        }
         AuditCommand::Tail { file, follow, json } => tail(&file, follow, json).await,
     }
 }

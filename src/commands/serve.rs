@@ -28,6 +28,10 @@ pub struct ServeArgs {
     /// instead of refusing requests. Off by default: fail closed.
     #[arg(long)]
     audit_fail_open: bool,
+    /// Sign checkpoints of the audit log with this ed25519 key (created 0600 if missing) into
+    /// AUDIT_LOG.checkpoints; `stockade audit key --key-file K` prints its public key.
+    #[arg(long, requires = "audit_log")]
+    audit_key: Option<PathBuf>,
 }
 
 pub async fn run(args: ServeArgs) -> Result<(), Failure> {
@@ -40,7 +44,11 @@ pub async fn run(args: ServeArgs) -> Result<(), Failure> {
         .await
         .map_err(|e| Failure::unsafe_env(e.to_string()))?;
     tracing::info!(engine = %engine.display(), version = %facts.version, isolation = ?facts.isolation, "engine checked");
-    let audit = open_audit(args.audit_log.as_deref(), &policy.0)?;
+    let audit = open_audit(
+        args.audit_log.as_deref(),
+        &policy.0,
+        args.audit_key.as_deref(),
+    )?;
     let listener = GatewayListener::bind(&listen, SocketOwnership { gid, mode: 0o660 })
         .map_err(|e| Failure::unsafe_env(e.to_string()))?;
     serve_on(
@@ -58,11 +66,20 @@ pub async fn run(args: ServeArgs) -> Result<(), Failure> {
 pub fn open_audit(
     path: Option<&std::path::Path>,
     policy: &stockade_policy::Policy,
+    key: Option<&std::path::Path>,
 ) -> Result<Option<std::sync::Arc<stockade_audit::AuditLog>>, Failure> {
     // `audit.syslog`: every record is copied to the local syslog socket too.
     let settings = policy.effective(None, &stockade_policy::UserContext::new(0, "/root"));
+    let checkpoint_key = key
+        .map(|k| {
+            stockade_audit::CheckpointKey::load_or_create(k)
+                .map(std::sync::Arc::new)
+                .map_err(|e| Failure::unsafe_env(e.to_string()))
+        })
+        .transpose()?;
     let options = stockade_audit::Options {
         syslog: settings.audit.syslog.then(|| PathBuf::from("/dev/log")),
+        checkpoint_key,
         ..stockade_audit::Options::default()
     };
     path.map(|path| {

@@ -39,6 +39,9 @@ pub struct UpArgs {
     /// instead of refusing requests. Off by default: fail closed.
     #[arg(long)]
     audit_fail_open: bool,
+    /// Sign checkpoints of the audit log with this ed25519 key (created 0600 if missing).
+    #[arg(long, requires = "audit_log")]
+    audit_key: Option<PathBuf>,
 }
 
 pub async fn run(args: UpArgs) -> Result<(), Failure> {
@@ -52,7 +55,11 @@ pub async fn run(args: UpArgs) -> Result<(), Failure> {
     })?;
     let gid = group_id(&args.group)?;
     let policy = super::policy::load_with_path(args.policy.as_deref())?;
-    let audit = super::serve::open_audit(args.audit_log.as_deref(), &policy.0)?;
+    let audit = super::serve::open_audit(
+        args.audit_log.as_deref(),
+        &policy.0,
+        args.audit_key.as_deref(),
+    )?;
     let inputs = super::policy::engine_inputs(&policy.0, &|k| std::env::var(k).ok())?;
     // The engine's own pulls and pushes go through the egress filter: only allowed registries.
     let filter = tokio::net::TcpListener::bind(("127.0.0.1", 0))

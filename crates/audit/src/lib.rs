@@ -19,6 +19,7 @@
 //! checkpoints of the head hash (a later step) are for that.
 #![forbid(unsafe_code)]
 
+mod checkpoint;
 mod record;
 mod syslog;
 mod verify;
@@ -26,6 +27,7 @@ mod writer;
 
 use std::path::PathBuf;
 
+pub use checkpoint::{checkpoints_path, verify_checkpoints, CheckedCheckpoints, CheckpointKey};
 pub use record::{format_time, line_hash, Decision, Event, Kind, Record, FORMAT_VERSION, GENESIS};
 pub use verify::{verify, Anchor, Break, Verified};
 pub use writer::{rotated_files, AuditLog, Durability, Options, MAX_BATCH};
@@ -63,4 +65,12 @@ pub enum AuditError {
     /// The log was closed.
     #[error("the audit log is closed")]
     Closed,
+    /// The checkpoint signing key cannot be used.
+    #[error("the audit checkpoint key {path}: {reason}")]
+    Key {
+        /// The key file.
+        path: PathBuf,
+        /// What is wrong and the fix.
+        reason: String,
+    },
 }

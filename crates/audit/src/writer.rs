@@ -51,6 +51,13 @@ pub struct Options {
     /// from 1, oldest first) and a new file goes on with the same chain. Rotated files are kept
     /// (deleting evidence is the admin's decision). `None`: never rotate.
     pub rotate_bytes: Option<u64>,
+    /// Sign the chain's head with this key every [`Options::checkpoint_every`] records or
+    /// [`Options::checkpoint_interval`], and when the log closes (`NAME.checkpoints`).
+    pub checkpoint_key: Option<std::sync::Arc<crate::CheckpointKey>>,
+    /// Records between checkpoints.
+    pub checkpoint_every: u64,
+    /// Longest time between checkpoints while records are written.
+    pub checkpoint_interval: Duration,
 }
 
 impl Default for Options {
@@ -61,6 +68,9 @@ impl Default for Options {
             queue: 65_536,
             syslog: None,
             rotate_bytes: Some(64 << 20),
+            checkpoint_key: None,
+            checkpoint_every: 1000,
+            checkpoint_interval: Duration::from_secs(60),
         }
     }
 }
@@ -143,6 +153,8 @@ impl AuditLog {
             unsynced: 0,
             last_sync: Instant::now(),
             syslog: options.syslog.clone().map(crate::syslog::Syslog::new),
+            since_checkpoint: 0,
+            last_checkpoint: Instant::now(),
             options,
         };
         let writer = std::thread::Builder::new()
@@ -300,6 +312,8 @@ struct WriterState {
     last_sync: Instant,
     options: Options,
     syslog: Option<crate::syslog::Syslog>,
+    since_checkpoint: u64,
+    last_checkpoint: Instant,
 }
 
 /// The rotated files of `path` (`NAME.1`, `NAME.2`, ...), oldest first.
@@ -366,6 +380,47 @@ impl WriterState {
         if self.unsynced > 0 {
             let _ = self.sync();
         }
+        // The last checkpoint: the head as the log closes.
+        if self.since_checkpoint > 0 {
+            self.checkpoint();
+        }
+    }
+
+    /// Signs the current head and appends it to the checkpoints file (and syslog).
+    fn checkpoint(&mut self) {
+        let Some(key) = self.options.checkpoint_key.clone() else {
+            return;
+        };
+        if self.seq == 0 {
+            return;
+        }
+        let line = key.checkpoint(self.seq, &self.head, &crate::format_time(now_ns()));
+        let path = crate::checkpoints_path(&self.path);
+        let written = OpenOptions::new()
+            .append(true)
+            .create(true)
+            .mode(0o600)
+            .open(&path)
+            .and_then(|mut f| {
+                f.write_all(line.as_bytes())?;
+                f.write_all(b"\n")?;
+                f.sync_data()
+            });
+        if let Err(e) = written {
+            #[allow(clippy::print_stderr)]
+            {
+                eprintln!(
+                    "stockade audit: cannot write a checkpoint to {}: {e}",
+                    path.display()
+                );
+            }
+            return;
+        }
+        if let Some(syslog) = &mut self.syslog {
+            syslog.send(line.as_bytes());
+        }
+        self.since_checkpoint = 0;
+        self.last_checkpoint = Instant::now();
     }
 
     fn sync(&mut self) -> std::io::Result<()> {
@@ -448,8 +503,18 @@ impl WriterState {
                     }
                 }
                 self.len += bytes.len() as u64;
+                self.since_checkpoint += seq - self.seq;
                 self.seq = seq;
                 self.head = head;
+                if self.options.checkpoint_key.is_some()
+                    && (self.since_checkpoint >= self.options.checkpoint_every
+                        || self.last_checkpoint.elapsed() >= self.options.checkpoint_interval)
+                {
+                    // The head must be on disk before it is signed.
+                    if self.unsynced == 0 || self.sync().is_ok() {
+                        self.checkpoint();
+                    }
+                }
                 for (seq, answer) in answers {
                     let _ = answer.send(Ok(seq));
                 }
@@ -650,5 +715,44 @@ mod tests {
             },
         );
         assert!(broken.is_err());
+    }
+
+    #[test]
+    fn checkpoints_detect_truncation_and_forgery() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.log");
+        let key = std::sync::Arc::new(
+            crate::CheckpointKey::load_or_create(&dir.path().join("k")).unwrap(),
+        );
+        let options = Options {
+            checkpoint_key: Some(std::sync::Arc::clone(&key)),
+            checkpoint_every: 5,
+            ..Options::default()
+        };
+        {
+            let log = AuditLog::open(&path, options).unwrap();
+            for n in 0..12 {
+                log.append_blocking(event(n), Durability::Sync).unwrap();
+            }
+        }
+        let checkpoints = crate::checkpoints_path(&path);
+        let public = key.public_hex();
+        let files = vec![path.clone()];
+        let ok = crate::verify_checkpoints(&files, &checkpoints, &public).unwrap();
+        // Every 5 records and at close.
+        assert_eq!(ok.last_seq, 12);
+        assert!(ok.checkpoints >= 3, "{ok:?}");
+        // Removing records from the end (the chain alone cannot tell) is caught.
+        let text = std::fs::read_to_string(&path).unwrap();
+        let kept: Vec<&str> = text.lines().take(9).collect();
+        std::fs::write(&path, format!("{}\n", kept.join("\n"))).unwrap();
+        assert!(verify_file(&path).records == 9);
+        let err = crate::verify_checkpoints(&files, &checkpoints, &public).unwrap_err();
+        assert!(err.contains("records were removed from the end"), "{err}");
+        // Another key does not verify the checkpoints.
+        let other = crate::CheckpointKey::load_or_create(&dir.path().join("k2")).unwrap();
+        std::fs::write(&path, text).unwrap();
+        let err = crate::verify_checkpoints(&files, &checkpoints, &other.public_hex()).unwrap_err();
+        assert!(err.contains("does not match"), "{err}");
     }
 }
