@@ -905,6 +905,12 @@ fn audit_records_every_decision_and_verifies(rig: &Rig) -> Outcome {
     must(&cli, &["version"])?;
     let denied = http::request(gateway.socket(), "POST", "/v1.41/swarm/init", &[], b"{}")?;
     ensure(denied.status == 403, || format!("{denied:?}"))?;
+    let privileged = cli.run(
+        &["run", "--rm", "--privileged", TEST_IMAGE, "true"],
+        None,
+        SHORT,
+    )?;
+    ensure(!privileged.success(), || privileged.describe())?;
     gateway.stop_with(nix::sys::signal::Signal::SIGTERM);
     let verified = audit_verify(&log)?;
     ensure(verified.success(), || verified.describe())?;
@@ -942,6 +948,13 @@ fn audit_records_every_decision_and_verifies(rig: &Rig) -> Outcome {
                 && r["reason"].as_str().is_some_and(|m| m.contains("swarm"))
         }),
         || format!("no deny record for swarm init: {records:?}"),
+    )?;
+    // A rule's denial names the rule.
+    ensure(
+        records
+            .iter()
+            .any(|r| r["decision"] == "deny" && r["rule"] == "eci.privileged"),
+        || format!("no deny record naming eci.privileged: {records:?}"),
     )
 }
 

@@ -496,7 +496,7 @@ impl Connection {
     ) -> Response<Body> {
         let operation = route.operation.name();
         // Fail closed: a request that cannot be recorded is not forwarded.
-        if let Err(refusal) = self.record(method, path, operation, None).await {
+        if let Err(refusal) = self.record(method, path, operation, None, "allow").await {
             self.log(
                 method,
                 path,
@@ -568,7 +568,13 @@ impl Connection {
         if record {
             // Refused either way; a record that cannot be written is logged by `record`.
             let _ = self
-                .record(method, path, operation, Some(refusal.message()))
+                .record(
+                    method,
+                    path,
+                    operation,
+                    Some(refusal.message()),
+                    refusal.rule(),
+                )
                 .await;
         }
         refuse_after_draining(req.into_body(), refusal).await
@@ -896,7 +902,7 @@ impl Connection {
                 rule = decision.rule,
                 "denied by rule"
             );
-            Refusal::Denied(decision.reason)
+            Refusal::DeniedBy(decision.rule, decision.reason)
         })
     }
 
@@ -919,7 +925,13 @@ impl Connection {
         );
         // Refused either way; a record that cannot be written is logged by `record`.
         let _ = self
-            .record(method, path, operation, Some(refusal.message()))
+            .record(
+                method,
+                path,
+                operation,
+                Some(refusal.message()),
+                refusal.rule(),
+            )
             .await;
         refusal.into_response()
     }
@@ -934,6 +946,7 @@ impl Connection {
         path: &str,
         operation: &str,
         refusal: Option<&str>,
+        rule: &str,
     ) -> Result<(), Refusal> {
         let Some(audit) = &self.config.audit else {
             return Ok(());
@@ -948,14 +961,7 @@ impl Connection {
             } else {
                 stockade_audit::Decision::Allow
             }),
-            rule: Some(
-                if refusal.is_some() {
-                    "route.deny"
-                } else {
-                    "route.allow"
-                }
-                .to_owned(),
-            ),
+            rule: Some(rule.to_owned()),
             reason: refusal.map(str::to_owned),
             policy_hash: Some(self.config.policy.current().hash().to_owned()),
             ..stockade_audit::Event::default()

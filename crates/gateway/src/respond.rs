@@ -15,6 +15,8 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 pub enum Refusal {
     /// The route table or a rule refused the request (403).
     Denied(String),
+    /// A named policy rule refused the request (403); the rule id goes to the audit log.
+    DeniedBy(&'static str, String),
     /// The request could not be understood (400).
     BadRequest(String),
     /// The engine could not be reached or broke the exchange (502).
@@ -26,7 +28,7 @@ impl Refusal {
     #[must_use]
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::Denied(_) => StatusCode::FORBIDDEN,
+            Self::Denied(_) | Self::DeniedBy(..) => StatusCode::FORBIDDEN,
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::EngineUnavailable(_) => StatusCode::BAD_GATEWAY,
         }
@@ -36,7 +38,21 @@ impl Refusal {
     #[must_use]
     pub fn message(&self) -> &str {
         match self {
-            Self::Denied(m) | Self::BadRequest(m) | Self::EngineUnavailable(m) => m,
+            Self::Denied(m)
+            | Self::DeniedBy(_, m)
+            | Self::BadRequest(m)
+            | Self::EngineUnavailable(m) => m,
+        }
+    }
+
+    /// The rule that refused, for the audit log.
+    #[must_use]
+    pub fn rule(&self) -> &'static str {
+        match self {
+            Self::DeniedBy(rule, _) => rule,
+            Self::Denied(_) => "route.deny",
+            Self::BadRequest(_) => "request.malformed",
+            Self::EngineUnavailable(_) => "engine.unavailable",
         }
     }
 
