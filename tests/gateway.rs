@@ -915,6 +915,71 @@ fn audit_records_every_decision_and_verifies(rig: &Rig) -> Outcome {
     let verified = audit_verify(&log)?;
     ensure(verified.success(), || verified.describe())?;
     let records = audit_records(&log)?;
+    // Tampering of each kind on this log, written by real traffic, is caught and the first
+    // bad record named.
+    let original = std::fs::read_to_string(&log)?;
+    let lines: Vec<&str> = original.lines().collect();
+    let n = lines.len();
+    ensure(n >= 5, || format!("too few records to tamper with: {n}"))?;
+    let edited = lines[2].replacen("\"uid\":0", "\"uid\":1000", 1);
+    let cases: Vec<(&str, Vec<String>, String)> = vec![
+        (
+            "edited",
+            lines
+                .iter()
+                .enumerate()
+                .map(|(i, l)| {
+                    if i == 2 && edited != *l {
+                        edited.clone()
+                    } else if i == 2 {
+                        l.replacen("\"seq\":3", "\"seq\":3 ", 1)
+                    } else {
+                        (*l).to_owned()
+                    }
+                })
+                .collect(),
+            "4".to_owned(),
+        ),
+        (
+            "deleted",
+            lines
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| *i != 2)
+                .map(|(_, l)| (*l).to_owned())
+                .collect(),
+            "3".to_owned(),
+        ),
+        (
+            "reordered",
+            {
+                let mut v: Vec<String> = lines.iter().map(|l| (*l).to_owned()).collect();
+                v.swap(2, 3);
+                v
+            },
+            "3".to_owned(),
+        ),
+        (
+            "inserted",
+            {
+                let mut v: Vec<String> = lines.iter().map(|l| (*l).to_owned()).collect();
+                v.insert(2, lines[1].to_owned());
+                v
+            },
+            "3".to_owned(),
+        ),
+    ];
+    for (what, tampered, first_bad) in cases {
+        std::fs::write(&log, format!("{}\n", tampered.join("\n")))?;
+        let out = audit_verify(&log)?;
+        ensure(
+            out.code == Some(1)
+                && (out.stderr.contains(&format!("record {first_bad}"))
+                    || out.stderr.contains(&format!("line {first_bad}"))),
+            || format!("{what} record: {}", out.describe()),
+        )?;
+    }
+    std::fs::write(&log, &original)?;
     let _ = std::fs::remove_dir_all(&dir);
     // The policy in force is recorded first, then the start; decisions name the policy's hash.
     ensure(
