@@ -187,6 +187,15 @@ async fn tail(path: &PathBuf, follow: bool, json: bool) -> Result<(), Failure> {
             if !follow {
                 break;
             }
+            // A rotation renamed the file we read and started a new one at the path: go on
+            // there (what was left in the old file was read just now).
+            use std::os::unix::fs::MetadataExt as _;
+            let ours = file.metadata().map(|m| m.ino()).ok();
+            let at_path = std::fs::metadata(path).map(|m| m.ino()).ok();
+            if at_path.is_some() && ours != at_path {
+                file = open(path)?;
+                continue;
+            }
             tokio::time::sleep(Duration::from_millis(200)).await;
             continue;
         }
