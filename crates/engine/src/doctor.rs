@@ -73,7 +73,6 @@ struct Listeners {
 pub async fn run(engines: &[PathBuf]) -> Vec<Check> {
     let mut checks = Vec::new();
     let processes = processes_named(&["dockerd"]);
-    let docker_members = group_members("docker");
     let mut examined = BTreeSet::new();
     if processes.is_empty() && engines.is_empty() {
         checks.push(Check::fail(
@@ -102,7 +101,7 @@ pub async fn run(engines: &[PathBuf]) -> Vec<Check> {
             }
             api_sockets += 1;
             examined.insert(socket.clone());
-            examine_engine(socket, &docker_members, &mut checks).await;
+            examine_engine(socket, &mut checks).await;
         }
         if api_sockets == 0 && listeners.tcp.is_empty() {
             checks.push(Check::fail(
@@ -115,11 +114,133 @@ pub async fn run(engines: &[PathBuf]) -> Vec<Check> {
     }
     for socket in engines {
         if !examined.contains(socket) {
-            examine_engine(socket, &docker_members, &mut checks).await;
+            examine_engine(socket, &mut checks).await;
         }
+    }
+    if let Some(install) = Install::detect(Path::new("/")) {
+        let stockade = processes_named(&["stockade"]);
+        install.check(&processes, &stockade, &mut checks);
     }
     checks.push(nft_check());
     checks
+}
+
+/// The Debian package's layout (`stockade-engine.service` and `stockade-gateway.service`):
+/// when its units are installed, the host is checked for what would walk around them.
+#[derive(Debug, Clone)]
+pub struct Install {
+    /// The filesystem root the unit files were found under (`/` on a real host).
+    root: PathBuf,
+}
+
+/// Where systemd's packaged unit files live.
+const UNIT_DIRS: [&str; 2] = ["lib/systemd/system", "usr/lib/systemd/system"];
+/// The users' socket the packaged gateway serves (`/var/run` is a link to `/run`).
+const USERS_SOCKET: &str = "/run/docker.sock";
+
+impl Install {
+    /// Finds the packaged units under `root`.
+    #[must_use]
+    pub fn detect(root: &Path) -> Option<Self> {
+        UNIT_DIRS
+            .iter()
+            .any(|d| root.join(d).join("stockade-gateway.service").exists())
+            .then(|| Self {
+                root: root.to_owned(),
+            })
+    }
+
+    fn shipped(&self, unit: &str) -> bool {
+        UNIT_DIRS
+            .iter()
+            .any(|d| self.root.join(d).join(unit).exists())
+    }
+
+    /// Whether `unit` is masked (linked to /dev/null in /etc/systemd/system).
+    #[must_use]
+    pub fn masked(&self, unit: &str) -> bool {
+        std::fs::read_link(self.root.join("etc/systemd/system").join(unit))
+            .is_ok_and(|target| target == Path::new("/dev/null"))
+    }
+
+    /// The stock engine's units must be masked: the first `systemctl start docker` would
+    /// otherwise bring back an engine whose socket the `docker` group opens.
+    pub fn unit_checks(&self, checks: &mut Vec<Check>) {
+        for unit in ["docker.service", "docker.socket"] {
+            if !self.shipped(unit) {
+                continue;
+            }
+            if self.masked(unit) {
+                checks.push(Check::pass(format!(
+                    "{unit} is masked: nothing starts the stock engine beside Stockade's"
+                )));
+            } else {
+                checks.push(Check::fail(
+                    format!("{unit} is not masked: `systemctl start {unit}` starts an engine that users in group docker can open, around the gateway"),
+                    "systemctl mask --now docker.service docker.socket".to_owned(),
+                ));
+            }
+        }
+    }
+
+    fn check(
+        &self,
+        dockerds: &BTreeMap<i32, Listeners>,
+        stockade: &BTreeMap<i32, Listeners>,
+        checks: &mut Vec<Check>,
+    ) {
+        self.unit_checks(checks);
+        // Stockade's managed engine is the one whose pid is in its pid file; any other dockerd
+        // is an engine the gateway does not front.
+        let pidfile = crate::Layout::system().dockerd_pidfile();
+        let managed = std::fs::read_to_string(&pidfile)
+            .ok()
+            .and_then(|p| p.trim().parse::<i32>().ok())
+            .filter(|pid| dockerds.contains_key(pid));
+        match managed {
+            Some(pid) => checks.push(Check::pass(format!(
+                "Stockade's managed engine is running (dockerd pid {pid})"
+            ))),
+            None => checks.push(Check::fail(
+                format!("Stockade's managed engine is not running (no live dockerd in {})", pidfile.display()),
+                "systemctl start stockade-engine; journalctl -u stockade-engine says why it stopped".to_owned(),
+            )),
+        }
+        for pid in dockerds.keys().filter(|pid| Some(**pid) != managed) {
+            checks.push(Check::fail(
+                format!("dockerd (pid {pid}) is not Stockade's managed engine: what it runs is not held to the admin policy"),
+                format!("stop it (kill {pid}; systemctl mask --now docker.service docker.socket) and use the engine behind the gateway"),
+            ));
+        }
+        let users = Path::new(USERS_SOCKET);
+        let served_by = |procs: &BTreeMap<i32, Listeners>| {
+            procs
+                .iter()
+                .find(|(_, l)| l.unix.iter().any(|p| same_socket_path(p, users)))
+                .map(|(pid, _)| *pid)
+        };
+        match (served_by(stockade), served_by(dockerds)) {
+            (_, Some(pid)) => checks.push(Check::fail(
+                format!("{USERS_SOCKET} is served by dockerd (pid {pid}) itself: users reach the engine around the gateway"),
+                "systemctl mask --now docker.service docker.socket && systemctl restart stockade-gateway".to_owned(),
+            )),
+            (Some(pid), None) => checks.push(Check::pass(format!(
+                "{USERS_SOCKET} is the Stockade gateway's (pid {pid})"
+            ))),
+            (None, None) => checks.push(Check::fail(
+                format!("nothing Stockade runs serves {USERS_SOCKET}"),
+                "systemctl start stockade-gateway".to_owned(),
+            )),
+        }
+    }
+}
+
+/// `/var/run/x` and `/run/x` are one socket on Debian.
+fn same_socket_path(found: &Path, expected: &Path) -> bool {
+    found == expected
+        || found
+            .strip_prefix("/var")
+            .is_ok_and(|rest| Path::new("/").join(rest) == expected)
 }
 
 /// Whether `/_ping` on the socket answers like the Engine API (200 with an `Api-Version`).
@@ -130,21 +251,16 @@ async fn speaks_engine_api(socket: &Path) -> bool {
     }
 }
 
-async fn examine_engine(socket: &Path, docker_members: &[String], checks: &mut Vec<Check>) {
+async fn examine_engine(socket: &Path, checks: &mut Vec<Check>) {
     let shown = socket.display();
     match safety::socket_exposure(socket) {
         Ok(None) => checks.push(Check::pass(format!(
             "engine socket {shown} can be opened by root only"
         ))),
         Ok(Some(way_in)) => {
-            let who = if way_in.contains("group docker") && !docker_members.is_empty() {
-                format!(" (group docker: {})", docker_members.join(", "))
-            } else {
-                String::new()
-            };
             checks.push(Check::fail(
-                format!("engine socket {shown}: {way_in}{who}, and whoever opens it is root on this host"),
-                format!("set \"group\": \"root\" in the engine's daemon.json (or chmod 0600 {shown}) and give users the Stockade gateway socket instead"),
+                format!("engine socket {shown}: {way_in}, and whoever opens it is root on this host"),
+                format!("set \"group\": \"root\" in the engine's daemon.json (or chmod 0600 {shown}), take users out of that group, and give them the Stockade gateway socket instead"),
             ));
         }
         Err(e) => checks.push(Check::fail(
@@ -180,23 +296,6 @@ fn nft_check() -> Check {
             "apt-get install nftables".to_owned(),
         ),
     }
-}
-
-/// Members of a group: listed in /etc/group, plus users whose primary group it is.
-fn group_members(name: &str) -> Vec<String> {
-    let Ok(Some(group)) = nix::unistd::Group::from_name(name) else {
-        return Vec::new();
-    };
-    let mut members: BTreeSet<String> = group.mem.into_iter().collect();
-    if let Ok(passwd) = std::fs::read_to_string("/etc/passwd") {
-        for line in passwd.lines() {
-            let fields: Vec<&str> = line.split(':').collect();
-            if fields.len() > 3 && fields[3].parse::<u32>().ok() == Some(group.gid.as_raw()) {
-                members.insert(fields[0].to_owned());
-            }
-        }
-    }
-    members.into_iter().collect()
 }
 
 /// Processes whose command name is one of `names`, with their listening sockets.
@@ -322,6 +421,41 @@ mod tests {
         let map = parse_proc_net_tcp(text);
         assert_eq!(map.len(), 1);
         assert_eq!(map[&4242], 2375);
+    }
+
+    #[test]
+    fn packaged_units_are_found_and_masks_read() {
+        let root = tempfile::tempdir().unwrap();
+        assert!(Install::detect(root.path()).is_none());
+        let units = root.path().join("lib/systemd/system");
+        std::fs::create_dir_all(&units).unwrap();
+        std::fs::write(units.join("stockade-gateway.service"), "").unwrap();
+        std::fs::write(units.join("docker.service"), "").unwrap();
+        std::fs::write(units.join("docker.socket"), "").unwrap();
+        let install = Install::detect(root.path()).unwrap();
+        let etc = root.path().join("etc/systemd/system");
+        std::fs::create_dir_all(&etc).unwrap();
+        std::os::unix::fs::symlink("/dev/null", etc.join("docker.service")).unwrap();
+        std::os::unix::fs::symlink(
+            "/lib/systemd/system/docker.socket",
+            etc.join("docker.socket"),
+        )
+        .unwrap();
+        let mut checks = Vec::new();
+        install.unit_checks(&mut checks);
+        assert_eq!(checks.len(), 2);
+        assert_eq!(checks[0].status, Status::Pass, "{}", checks[0]);
+        assert!(checks[0].finding.contains("docker.service is masked"));
+        assert_eq!(checks[1].status, Status::Fail, "{}", checks[1]);
+        assert!(checks[1].finding.contains("docker.socket is not masked"));
+    }
+
+    #[test]
+    fn var_run_is_run() {
+        let users = Path::new("/run/docker.sock");
+        assert!(same_socket_path(Path::new("/var/run/docker.sock"), users));
+        assert!(same_socket_path(Path::new("/run/docker.sock"), users));
+        assert!(!same_socket_path(Path::new("/tmp/run/docker.sock"), users));
     }
 
     #[test]

@@ -4,8 +4,10 @@
 //! ```
 //! use stockade_engine::safety::exposure;
 //! // A socket in the `docker` group is a way around the gateway.
-//! assert!(exposure(0, 107, 0o660, "docker").is_some());
-//! assert!(exposure(0, 0, 0o600, "root").is_none());
+//! assert!(exposure(0, 107, 0o660, "docker", &[]).is_some());
+//! assert!(exposure(0, 0, 0o600, "root", &[]).is_none());
+//! // A root:root 0660 socket is a way in once a user is in group root.
+//! assert!(exposure(0, 0, 0o660, "root", &["alice".to_owned()]).is_some());
 //! ```
 #![forbid(unsafe_code)]
 

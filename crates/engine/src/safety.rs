@@ -41,12 +41,14 @@ pub fn socket_exposure(socket: &Path) -> Result<Option<String>, EngineError> {
         meta.gid(),
         mode,
         &group_name(meta.gid()),
+        &group_members(meta.gid()),
     ))
 }
 
-/// The pure rule behind [`socket_exposure`].
+/// The pure rule behind [`socket_exposure`]. `members` are the group's members other than
+/// root (see [`group_members`]).
 #[must_use]
-pub fn exposure(uid: u32, gid: u32, mode: u32, group: &str) -> Option<String> {
+pub fn exposure(uid: u32, gid: u32, mode: u32, group: &str, members: &[String]) -> Option<String> {
     // Connecting to a unix socket needs write permission on it; read and execute bits do not
     // matter.
     if uid != 0 && mode & 0o200 != 0 {
@@ -57,10 +59,19 @@ pub fn exposure(uid: u32, gid: u32, mode: u32, group: &str) -> Option<String> {
     if mode & 0o002 != 0 {
         return Some(format!("every user can connect to it (mode {mode:04o})"));
     }
-    if gid != 0 && mode & 0o020 != 0 {
-        return Some(format!(
-            "members of group {group} can connect to it (mode {mode:04o})"
-        ));
+    if mode & 0o020 != 0 {
+        let named = if members.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", members.join(", "))
+        };
+        // Group root is root's own, so a root:root 0660 socket is root-only, until someone
+        // adds a user to group root: then that user is root on the host through the engine.
+        if gid != 0 || !members.is_empty() {
+            return Some(format!(
+                "members of group {group}{named} can connect to it (mode {mode:04o})"
+            ));
+        }
     }
     None
 }
@@ -70,6 +81,43 @@ fn group_name(gid: u32) -> String {
         .ok()
         .flatten()
         .map_or_else(|| gid.to_string(), |g| g.name)
+}
+
+/// The members of a group other than root: listed in /etc/group, plus the users whose primary
+/// group it is (accounts with uid 0 are root whatever their name, and are left out).
+#[must_use]
+pub fn group_members(gid: u32) -> Vec<String> {
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    let listed = nix::unistd::Group::from_gid(nix::unistd::Gid::from_raw(gid))
+        .ok()
+        .flatten()
+        .map(|g| g.mem)
+        .unwrap_or_default();
+    members_of(gid, &listed, &passwd)
+}
+
+/// The pure rule behind [`group_members`], over the group's member list and /etc/passwd.
+#[must_use]
+pub fn members_of(gid: u32, listed: &[String], passwd: &str) -> Vec<String> {
+    let mut root_accounts = std::collections::BTreeSet::new();
+    let mut members: std::collections::BTreeSet<String> = listed.iter().cloned().collect();
+    for line in passwd.lines() {
+        let fields: Vec<&str> = line.split(':').collect();
+        if fields.len() <= 3 {
+            continue;
+        }
+        if fields[2].parse::<u32>().ok() == Some(0) {
+            root_accounts.insert(fields[0].to_owned());
+            continue;
+        }
+        if fields[3].parse::<u32>().ok() == Some(gid) {
+            members.insert(fields[0].to_owned());
+        }
+    }
+    members
+        .into_iter()
+        .filter(|m| !root_accounts.contains(m) && m != "root")
+        .collect()
 }
 
 /// Whether `/info`'s `SecurityOptions` show user namespaces or a rootless engine.
@@ -122,24 +170,46 @@ mod tests {
 
     #[test]
     fn root_only_sockets_pass() {
-        assert_eq!(exposure(0, 0, 0o660, "root"), None);
-        assert_eq!(exposure(0, 0, 0o600, "root"), None);
-        assert_eq!(exposure(0, 107, 0o600, "docker"), None);
+        assert_eq!(exposure(0, 0, 0o660, "root", &[]), None);
+        assert_eq!(exposure(0, 0, 0o600, "root", &[]), None);
+        assert_eq!(exposure(0, 107, 0o600, "docker", &[]), None);
+    }
+
+    #[test]
+    fn a_user_in_group_root_makes_a_root_group_socket_exposed() {
+        let members = vec!["alice".to_owned()];
+        let way_in = exposure(0, 0, 0o660, "root", &members).unwrap();
+        assert!(way_in.contains("group root (alice)"), "{way_in}");
+        // Without group write permission the membership does not matter.
+        assert_eq!(exposure(0, 0, 0o600, "root", &members), None);
+    }
+
+    #[test]
+    fn group_members_come_from_the_list_and_primary_groups_without_root() {
+        let passwd = "root:x:0:0:root:/root:/bin/sh\n\
+            toor:x:0:0::/root:/bin/sh\n\
+            alice:x:1000:1000::/home/alice:/bin/sh\n\
+            bob:x:1001:0::/home/bob:/bin/sh\n\
+            broken-line\n";
+        let listed = vec!["root".to_owned(), "toor".to_owned(), "carol".to_owned()];
+        assert_eq!(members_of(0, &listed, passwd), vec!["bob", "carol"]);
+        assert_eq!(members_of(1000, &[], passwd), vec!["alice"]);
+        assert!(members_of(4242, &[], passwd).is_empty());
     }
 
     #[test]
     fn exposed_sockets_are_named() {
-        let docker = exposure(0, 107, 0o660, "docker").unwrap();
+        let docker = exposure(0, 107, 0o660, "docker", &[]).unwrap();
         assert!(docker.contains("group docker"), "{docker}");
-        assert!(exposure(0, 0, 0o666, "root")
+        assert!(exposure(0, 0, 0o666, "root", &[])
             .unwrap()
             .contains("every user"));
-        assert!(exposure(0, 0, 0o602, "root").is_some());
-        assert!(exposure(0, 107, 0o620, "docker").is_some());
+        assert!(exposure(0, 0, 0o602, "root", &[]).is_some());
+        assert!(exposure(0, 107, 0o620, "docker", &[]).is_some());
         // Without write permission nobody can connect.
-        assert_eq!(exposure(0, 0, 0o755, "root"), None);
-        assert_eq!(exposure(0, 107, 0o640, "docker"), None);
-        assert!(exposure(1000, 0, 0o600, "root")
+        assert_eq!(exposure(0, 0, 0o755, "root", &[]), None);
+        assert_eq!(exposure(0, 107, 0o640, "docker", &[]), None);
+        assert!(exposure(1000, 0, 0o600, "root", &[])
             .unwrap()
             .contains("uid 1000"));
     }
