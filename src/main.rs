@@ -5,8 +5,9 @@
 
 mod commands;
 mod failure;
+mod notify;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use failure::Failure;
 use std::io::Write;
 use std::process::ExitCode;
@@ -25,6 +26,8 @@ enum Command {
     Up(commands::up::UpArgs),
     /// Serve the gateway in front of an engine someone else manages.
     Serve(commands::serve::ServeArgs),
+    /// Run the managed hardened engine alone, for `stockade serve` to front (systemd).
+    Engine(commands::engine::EngineArgs),
     /// Check this host: engine sockets, user namespaces, TCP exposure, tools.
     Doctor(commands::doctor::DoctorArgs),
     /// Measure the gateway against the direct engine socket, side by side.
@@ -35,6 +38,9 @@ enum Command {
     /// Verify or read audit logs.
     #[command(subcommand)]
     Audit(commands::audit::AuditCommand),
+    /// Write man pages and shell completions generated from this command line.
+    #[command(hide = true)]
+    GenerateDocs(commands::generate::GenerateArgs),
 }
 
 fn main() -> ExitCode {
@@ -46,6 +52,12 @@ fn main() -> ExitCode {
             return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2));
         }
     };
+    if let Command::GenerateDocs(args) = &cli.command {
+        return match commands::generate::run(args, Cli::command()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(failure) => report(&failure),
+        };
+    }
     let log_guard = init_logging();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -62,10 +74,12 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Up(args) => commands::up::run(args).await,
             Command::Serve(args) => commands::serve::run(args).await,
+            Command::Engine(args) => commands::engine::run(args).await,
             Command::Doctor(args) => commands::doctor::run(args).await,
             Command::Bench(args) => commands::bench::run(args).await,
             Command::Audit(command) => commands::audit::run(command).await,
             Command::Policy(command) => commands::policy::run(command),
+            Command::GenerateDocs(_) => Ok(()),
         }
     });
     // Flush the log lines before the final message so they come out in order.

@@ -51,6 +51,7 @@ pub async fn run(args: ServeArgs) -> Result<(), Failure> {
     )?;
     let listener = GatewayListener::bind(&listen, SocketOwnership { gid, mode: 0o660 })
         .map_err(|e| Failure::unsafe_env(e.to_string()))?;
+    crate::notify::ready(&format!("serving {}", listen.display()));
     serve_on(
         listener,
         engine,
