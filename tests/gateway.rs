@@ -114,6 +114,7 @@ fn main() {
             "serve_refuses_engine_without_userns",
             serve_refuses_engine_without_userns,
         ),
+        ("serve_refuses_engine_on_tcp", serve_refuses_engine_on_tcp),
         (
             "serve_refuses_world_writable_engine_socket",
             serve_refuses_world_writable_engine_socket,
@@ -1229,7 +1230,7 @@ fn serve_exit(engine: &Path, dir: &Path) -> Result<stockade_test_support::Finish
 fn serve_refuses_engine_without_userns(_rig: &Rig) -> Outcome {
     let plain = TestEngine::start(&EngineOptions {
         userns: false,
-        socket_mode: None,
+        ..EngineOptions::default()
     })?;
     let done = serve_exit(&plain.socket(), plain.dir())?;
     ensure(
@@ -1241,6 +1242,54 @@ fn serve_refuses_engine_without_userns(_rig: &Rig) -> Outcome {
     ensure(!plain.dir().join("refused.sock").exists(), || {
         "a socket was created anyway".into()
     })
+}
+
+fn serve_refuses_engine_on_tcp(_rig: &Rig) -> Outcome {
+    // A free port on loopback: bound, read, released.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let open = TestEngine::start(&EngineOptions {
+        tcp_port: Some(port),
+        ..EngineOptions::default()
+    })?;
+    // The engine really answers on that port: the gateway would be walked around.
+    let mut direct = std::net::TcpStream::connect(("127.0.0.1", port))?;
+    std::io::Write::write_all(&mut direct, b"GET /_ping HTTP/1.0\r\n\r\n")?;
+    let mut answer = String::new();
+    std::io::Read::read_to_string(&mut direct, &mut answer)?;
+    ensure(answer.starts_with("HTTP/1.0 200"), || {
+        format!("the engine does not answer on TCP {port}: {answer}")
+    })?;
+    let done = serve_exit(&open.socket(), open.dir())?;
+    ensure(
+        done.code == Some(3)
+            && done.stderr.contains(&format!("listens on TCP port {port}"))
+            && done.stderr.contains("exposeDockerAPIOnTCP2375"),
+        || done.describe(),
+    )?;
+    ensure(!open.dir().join("refused.sock").exists(), || {
+        "a socket was created anyway".into()
+    })?;
+    // With exposeDockerAPIOnTCP2375 locked on, the admin has said so: served.
+    let policy = open.dir().join("tcp-policy.json");
+    std::fs::write(
+        &policy,
+        stockade_test_support::rig_policy(&[(
+            "exposeDockerAPIOnTCP2375",
+            serde_json::json!({"locked": true, "value": true}),
+        )]),
+    )?;
+    let gateway = Gateway::start(
+        Path::new(STOCKADE),
+        &open.socket(),
+        &open.dir().join("allowed.sock"),
+        &["--policy", &policy.to_string_lossy()],
+    )?;
+    let version = gateway
+        .cli()
+        .must(&["version", "--format", "{{.Server.Version}}"], SHORT)?;
+    ensure(!version.stdout.trim().is_empty(), || version.describe())
 }
 
 fn serve_refuses_world_writable_engine_socket(rig: &Rig) -> Outcome {

@@ -37,9 +37,12 @@ pub async fn run(args: EngineArgs) -> Result<(), Failure> {
     let mut signals = Signals::install()?;
     let mut running = start_engine(&args.engine, &policy.0, audit.clone()).await?;
     // The engine must pass the checks `serve` will apply to it before anyone is told it is up.
-    let checked = stockade_engine::check_engine(&running.layout.engine_socket)
-        .await
-        .map_err(|e| Failure::unsafe_env(e.to_string()));
+    let checked = stockade_engine::check_engine(
+        &running.layout.engine_socket,
+        super::policy::tcp_2375_allowed(&policy.0),
+    )
+    .await
+    .map_err(|e| Failure::unsafe_env(e.to_string()));
     let result = match checked {
         Ok(facts) => {
             tracing::info!(version = %facts.version, isolation = ?facts.isolation, "managed engine ready");

@@ -61,6 +61,17 @@ pub struct EngineInputs {
     pub pac: Option<stockade_egress::pac::PacSource>,
 }
 
+/// Whether the admin locked `exposeDockerAPIOnTCP2375` on: only then may an engine listen on
+/// TCP (the managed one on 127.0.0.1:2375; `serve` refuses any other engine that does).
+pub fn tcp_2375_allowed(policy: &Policy) -> bool {
+    let settings = policy.effective(None, &UserContext::new(0, "/root"));
+    settings.expose_docker_api_on_tcp2375
+        && matches!(
+            settings.source_of("exposeDockerAPIOnTCP2375.value"),
+            Some((stockade_policy::Source::AdminLocked, _))
+        )
+}
+
 /// Reads the engine's inputs from the policy. `env` looks up the environment Stockade was
 /// started with (`proxy.mode: system`).
 ///
@@ -73,11 +84,7 @@ pub fn engine_inputs(
 ) -> Result<EngineInputs, Failure> {
     // Engine-wide settings: only the admin's values count.
     let settings = policy.effective(None, &UserContext::new(0, "/root"));
-    let locked_on = settings.expose_docker_api_on_tcp2375
-        && matches!(
-            settings.source_of("exposeDockerAPIOnTCP2375.value"),
-            Some((stockade_policy::Source::AdminLocked, _))
-        );
+    let locked_on = tcp_2375_allowed(policy);
     let options = stockade_engine::PolicyOptions {
         daemon_options: settings.daemon_options.clone(),
         expose_tcp_2375: locked_on,

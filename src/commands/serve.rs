@@ -40,7 +40,7 @@ pub async fn run(args: ServeArgs) -> Result<(), Failure> {
     let gid = group_id(&args.group)?;
     let policy = super::policy::load_with_path(args.policy.as_deref())?;
     let mut signals = Signals::install()?;
-    let facts = stockade_engine::check_engine(&engine)
+    let facts = stockade_engine::check_engine(&engine, super::policy::tcp_2375_allowed(&policy.0))
         .await
         .map_err(|e| Failure::unsafe_env(e.to_string()))?;
     tracing::info!(engine = %engine.display(), version = %facts.version, isolation = ?facts.isolation, "engine checked");

@@ -272,9 +272,12 @@ async fn serve(
     signals: &mut Signals,
 ) -> Result<(), Failure> {
     // The engine we just configured must pass the same checks `serve` applies to any engine.
-    let facts = stockade_engine::check_engine(&layout.engine_socket)
-        .await
-        .map_err(|e| Failure::unsafe_env(e.to_string()))?;
+    let facts = stockade_engine::check_engine(
+        &layout.engine_socket,
+        super::policy::tcp_2375_allowed(&policy.0),
+    )
+    .await
+    .map_err(|e| Failure::unsafe_env(e.to_string()))?;
     tracing::info!(version = %facts.version, isolation = ?facts.isolation, "managed engine ready");
     let listener =
         GatewayListener::bind(&layout.gateway_socket, SocketOwnership { gid, mode: 0o660 })

@@ -332,6 +332,46 @@ fn processes_named(names: &[&str]) -> BTreeMap<i32, Listeners> {
     found
 }
 
+/// The process that holds the listening socket `socket` (the engine serving it), with the TCP
+/// ports it listens on. `None` when no process visible here holds it (an engine in another PID
+/// namespace, say).
+#[must_use]
+pub fn socket_holder_tcp_ports(socket: &Path) -> Option<(i32, BTreeSet<u16>)> {
+    let wanted = std::fs::canonicalize(socket).unwrap_or_else(|_| socket.to_owned());
+    let inodes: BTreeSet<u64> = listening_unix_sockets()
+        .into_iter()
+        .filter(|(_, path)| {
+            path == &wanted || std::fs::canonicalize(path).is_ok_and(|p| p == wanted)
+        })
+        .map(|(inode, _)| inode)
+        .collect();
+    if inodes.is_empty() {
+        return None;
+    }
+    let tcp = listening_tcp_ports();
+    let entries = std::fs::read_dir("/proc").ok()?;
+    let mut holders: Vec<(i32, BTreeSet<u16>)> = Vec::new();
+    for entry in entries.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let held = socket_inodes(pid);
+        if !held.iter().any(|i| inodes.contains(i)) {
+            continue;
+        }
+        let ports = held.iter().filter_map(|i| tcp.get(i).copied()).collect();
+        holders.push((pid, ports));
+    }
+    // Socket activation: systemd (pid 1) holds the socket too; the engine is the other holder,
+    // and any holder with a TCP port is the answer that matters.
+    holders.sort_by_key(|(pid, ports)| (ports.is_empty(), *pid == 1, *pid));
+    holders.into_iter().next()
+}
+
 fn socket_inodes(pid: i32) -> Vec<u64> {
     let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
         return Vec::new();

@@ -51,6 +51,16 @@ pub enum EngineError {
         /// Who can open it.
         way_in: String,
     },
+    /// The engine also listens on TCP, where nobody is identified and nothing is checked.
+    #[error("the engine at {socket} (dockerd pid {pid}) also listens on TCP port {ports}: whoever reaches it is root on this host, around the gateway; remove the tcp:// entries from its \"hosts\" (daemon.json) and -H flags, or lock exposeDockerAPIOnTCP2375 on in the admin policy if that is really meant")]
+    TcpExposed {
+        /// The engine socket.
+        socket: PathBuf,
+        /// The engine's pid.
+        pid: i32,
+        /// Its TCP ports.
+        ports: String,
+    },
     /// The engine runs containers without user namespaces.
     #[error("the engine at {socket} runs containers without user namespaces, so root in a container is root on the host; enable \"userns-remap\": \"default\" in its daemon.json or run it rootless (stockade up does this for you)")]
     NoUserNamespaces {

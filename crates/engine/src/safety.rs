@@ -139,17 +139,40 @@ pub fn isolation_from_info(info: &serde_json::Value) -> Option<Isolation> {
     }
 }
 
-/// Checks that the engine at `socket` is safe to serve: root-only socket, user namespaces on.
+/// Checks that the engine at `socket` is safe to serve: root-only socket, no TCP listener
+/// (unless `tcp_allowed`: the admin locked `exposeDockerAPIOnTCP2375` on), user namespaces on.
+///
+/// The TCP listeners are those of the process holding the socket, read from `/proc`; an engine
+/// whose process cannot be seen from here (another PID namespace) is judged by its socket and
+/// `/info` only, and that is logged.
 ///
 /// # Errors
-/// [`EngineError::Unreachable`], [`EngineError::Socket`], [`EngineError::SocketExposed`] or
-/// [`EngineError::NoUserNamespaces`].
-pub async fn check_engine(socket: &Path) -> Result<EngineFacts, EngineError> {
+/// [`EngineError::Unreachable`], [`EngineError::Socket`], [`EngineError::SocketExposed`],
+/// [`EngineError::TcpExposed`] or [`EngineError::NoUserNamespaces`].
+pub async fn check_engine(socket: &Path, tcp_allowed: bool) -> Result<EngineFacts, EngineError> {
     if let Some(way_in) = socket_exposure(socket)? {
         return Err(EngineError::SocketExposed {
             socket: socket.to_owned(),
             way_in,
         });
+    }
+    match crate::doctor::socket_holder_tcp_ports(socket) {
+        Some((pid, ports)) if !ports.is_empty() && !tcp_allowed => {
+            return Err(EngineError::TcpExposed {
+                socket: socket.to_owned(),
+                pid,
+                ports: ports
+                    .iter()
+                    .map(u16::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            });
+        }
+        Some(_) => {}
+        None => tracing::warn!(
+            socket = %socket.display(),
+            "no process visible here holds the engine socket, so its TCP listeners cannot be checked"
+        ),
     }
     let info = client::get_json(socket, "/info").await?;
     let isolation = isolation_from_info(&info).ok_or_else(|| EngineError::NoUserNamespaces {

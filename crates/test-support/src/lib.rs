@@ -134,6 +134,8 @@ pub struct EngineOptions {
     pub userns: bool,
     /// Mode of the engine socket after start (dockerd creates it 0660 root:root).
     pub socket_mode: Option<u32>,
+    /// Also listen on this TCP port on 127.0.0.1 (an engine `serve` must refuse).
+    pub tcp_port: Option<u16>,
 }
 
 impl Default for EngineOptions {
@@ -141,6 +143,7 @@ impl Default for EngineOptions {
         Self {
             userns: true,
             socket_mode: None,
+            tcp_port: None,
         }
     }
 }
@@ -197,6 +200,12 @@ impl TestEngine {
         });
         if options.userns {
             config["userns-remap"] = "default".into();
+        }
+        if let Some(port) = options.tcp_port {
+            config["hosts"] = serde_json::json!([
+                format!("unix://{}/engine.sock", dir.display()),
+                format!("tcp://127.0.0.1:{port}"),
+            ]);
         }
         let config_path = dir.join("daemon.json");
         std::fs::write(&config_path, config.to_string()).map_err(io_err(&config_path))?;
