@@ -160,8 +160,18 @@ fn parameters(operation: &Operation) -> (&'static [&'static str], &'static [&'st
         O::Ping | O::Version | O::Info | O::Auth => (NONE, NONE),
         O::SystemDf => (NONE, &["type"]),
         O::Events => (&["since", "until", "filters"], NONE),
+        // `trunc_cmd` (and `only_ids` below) are sent by docker-py, and so by compose 1.x and
+        // testcontainers; the engine reads neither, so forwarding them changes nothing.
         O::ContainerList => (
-            &["all", "limit", "size", "filters", "before", "since"],
+            &[
+                "all",
+                "limit",
+                "size",
+                "filters",
+                "before",
+                "since",
+                "trunc_cmd",
+            ],
             NONE,
         ),
         O::ContainerCreate => (&["name", "platform"], NONE),
@@ -222,6 +232,7 @@ fn parameters(operation: &Operation) -> (&'static [&'static str], &'static [&'st
                 "digests",
                 "shared-size",
                 "manifests",
+                "only_ids",
             ],
             NONE,
         ),
@@ -358,5 +369,20 @@ mod tests {
             .unwrap()
             .check_for(&start)
             .is_err());
+    }
+
+    /// Regression: docker-py (compose 1.x, testcontainers) lists with parameters the CLI does
+    /// not send, and every list failed with 400.
+    #[test]
+    fn docker_py_list_parameters_are_taken() {
+        let containers = "limit=-1&all=1&size=0&trunc_cmd=0&filters=%7B%7D";
+        assert!(Query::parse(containers)
+            .unwrap()
+            .check_for(&Operation::ContainerList)
+            .is_ok());
+        assert!(Query::parse("only_ids=0&all=0")
+            .unwrap()
+            .check_for(&Operation::ImageList)
+            .is_ok());
     }
 }

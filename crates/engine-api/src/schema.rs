@@ -329,6 +329,9 @@ pub static CONTAINER_CREATE: Ty = Ty::Struct(&CREATE_FIELDS);
 
 /// `container.ExecOptions` (exec create).
 pub static EXEC_CREATE: Ty = Ty::Struct(&[
+    // API 1.24's `ExecConfig` had it and docker-py still sends it; engines take the container
+    // from the path and ignore it.
+    f("Container", &STR),
     f("User", &STR),
     f("Privileged", &BOOL),
     f("Tty", &BOOL),
@@ -693,6 +696,15 @@ mod tests {
         check(&value, ty)
             .map(|v| String::from_utf8(v.to_json()).unwrap())
             .map_err(|e| e.to_string())
+    }
+
+    /// Regression: docker-py's exec create sends API 1.24's `Container` field, and every
+    /// `exec_run` failed with 400.
+    #[test]
+    fn docker_py_exec_create_body_is_taken() {
+        let body = r#"{"AttachStdin":false,"AttachStdout":true,"AttachStderr":true,"Tty":false,"Privileged":false,"User":"","Cmd":["sh","-c","exit 3"],"Container":"abc"}"#;
+        let forwarded = run(body, &EXEC_CREATE).unwrap();
+        assert!(forwarded.contains(r#""Container":"abc""#), "{forwarded}");
     }
 
     #[test]
