@@ -6,7 +6,7 @@
 #              /var/run/docker.sock is the gateway's (root:docker 0660), a docker-group user is
 #              served and held to the policy, the engine socket is root's only, doctor is green;
 #   weaken   - doctor goes red (exit 3) for a user added to a group that opens the engine socket,
-#              an unmasked docker.socket, and a second dockerd with TCP and no user namespaces;
+#              the users' socket opened to everyone, an unmasked docker.socket, and a second dockerd with TCP and no user namespaces;
 #              and green again once each is undone;
 #   upgrade  - a newer version keeps the admin's edited policy (conffile), restarts the gateway,
 #              leaves the engine and its containers running;
@@ -170,6 +170,10 @@ inside_sh 'gpasswd -a alice root >/dev/null'
 expect_red "alice added to group root (the engine socket's group)" "group root (alice)"
 inside_sh 'gpasswd -d alice root >/dev/null'
 expect_green "alice added to group root"
+inside_sh 'chmod 0666 /run/docker.sock'
+expect_red "the users' socket opened to everyone" "users outside the docker group"
+inside_sh 'chmod 0660 /run/docker.sock'
+expect_green "the users' socket opened to everyone"
 inside_sh 'systemctl unmask docker.socket >/dev/null 2>&1'
 expect_red "docker.socket unmasked" "docker.socket is not masked"
 inside_sh 'systemctl mask docker.socket >/dev/null 2>&1'

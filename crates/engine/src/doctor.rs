@@ -224,14 +224,44 @@ impl Install {
                 format!("{USERS_SOCKET} is served by dockerd (pid {pid}) itself: users reach the engine around the gateway"),
                 "systemctl mask --now docker.service docker.socket && systemctl restart stockade-gateway".to_owned(),
             )),
-            (Some(pid), None) => checks.push(Check::pass(format!(
-                "{USERS_SOCKET} is the Stockade gateway's (pid {pid})"
-            ))),
+            (Some(pid), None) => {
+                checks.push(Check::pass(format!(
+                    "{USERS_SOCKET} is the Stockade gateway's (pid {pid})"
+                )));
+                checks.push(users_socket_mode(users));
+            }
             (None, None) => checks.push(Check::fail(
                 format!("nothing Stockade runs serves {USERS_SOCKET}"),
                 "systemctl start stockade-gateway".to_owned(),
             )),
         }
+    }
+}
+
+/// The users' socket is for the `docker` group: `root:docker 0660`, no one else.
+fn users_socket_mode(socket: &Path) -> Check {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let shown = socket.display();
+    let Ok(meta) = std::fs::metadata(socket) else {
+        return Check::fail(
+            format!("cannot examine {shown}"),
+            "systemctl restart stockade-gateway".to_owned(),
+        );
+    };
+    let mode = meta.permissions().mode() & 0o7777;
+    let docker = nix::unistd::Group::from_name("docker")
+        .ok()
+        .flatten()
+        .map(|g| g.gid.as_raw());
+    if meta.uid() == 0 && mode & 0o007 == 0 && Some(meta.gid()) == docker {
+        Check::pass(format!(
+            "{shown} is root:docker {mode:04o}: the docker group's only"
+        ))
+    } else {
+        Check::fail(
+            format!("{shown} is uid {} gid {} mode {mode:04o}: users outside the docker group may reach the gateway", meta.uid(), meta.gid()),
+            "systemctl restart stockade-gateway (it binds the socket root:docker 0660)".to_owned(),
+        )
     }
 }
 
