@@ -333,18 +333,8 @@ fn processes_named(names: &[&str]) -> BTreeMap<i32, Listeners> {
     let unix = listening_unix_sockets();
     let tcp = listening_tcp_ports();
     let mut found = BTreeMap::new();
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return found;
-    };
-    for entry in entries.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<i32>().ok())
-        else {
-            continue;
-        };
-        let comm = std::fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
+    for pid in pids() {
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
         if !names.contains(&comm.trim_end()) {
             continue;
         }
@@ -379,16 +369,8 @@ pub fn socket_holder_tcp_ports(socket: &Path) -> Option<(i32, BTreeSet<u16>)> {
         return None;
     }
     let tcp = listening_tcp_ports();
-    let entries = std::fs::read_dir("/proc").ok()?;
     let mut holders: Vec<(i32, BTreeSet<u16>)> = Vec::new();
-    for entry in entries.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<i32>().ok())
-        else {
-            continue;
-        };
+    for pid in pids() {
         let held = socket_inodes(pid);
         if !held.iter().any(|i| inodes.contains(i)) {
             continue;
@@ -400,6 +382,18 @@ pub fn socket_holder_tcp_ports(socket: &Path) -> Option<(i32, BTreeSet<u16>)> {
     // and any holder with a TCP port is the answer that matters.
     holders.sort_by_key(|(pid, ports)| (ports.is_empty(), *pid == 1, *pid));
     holders.into_iter().next()
+}
+
+/// Every process visible in /proc.
+fn pids() -> Vec<i32> {
+    std::fs::read_dir("/proc")
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 fn socket_inodes(pid: i32) -> Vec<u64> {
