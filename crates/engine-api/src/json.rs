@@ -49,7 +49,16 @@ impl Value {
     #[must_use]
     pub fn get(&self, key: &str) -> Option<&Value> {
         match self {
-            Value::Object(members) => members.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v),
+            Value::Object(members) => {
+                // Length and last byte first: most members of a big object differ there, and
+                // the full comparison is a call.
+                let last = key.as_bytes().last();
+                members
+                    .iter()
+                    .rev()
+                    .find(|(k, _)| k.len() == key.len() && k.as_bytes().last() == last && k == key)
+                    .map(|(_, v)| v)
+            }
             _ => None,
         }
     }
@@ -133,38 +142,54 @@ impl Value {
     }
 }
 
+/// Bytes a string cannot hold as they are in Go's output: the JSON minimum (`"`, `\`, control
+/// characters), the HTML characters Go escapes (`<`, `>`, `&`), and 0xE2, the lead byte of
+/// U+2028 and U+2029 (which need a closer look).
+static NEEDS_ESCAPE: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        table[b] = true;
+        b += 1;
+    }
+    table[b'"' as usize] = true;
+    table[b'\\' as usize] = true;
+    table[b'<' as usize] = true;
+    table[b'>' as usize] = true;
+    table[b'&' as usize] = true;
+    table[0xE2] = true;
+    table
+};
+
 fn write_string(s: &str, out: &mut Vec<u8>) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    out.push(b'"');
     let bytes = s.as_bytes();
-    // Runs of bytes that need no escape are copied whole; only the few that do are looked at
+    out.reserve(bytes.len() + 2);
+    out.push(b'"');
+    // Runs of bytes that need no escape are copied whole; only the few that may are looked at
     // one by one (Go escapes `<`, `>`, `&`, U+2028 and U+2029 besides the JSON minimum).
     let mut start = 0;
     let mut i = 0;
-    while i < bytes.len() {
+    while let Some(skip) = bytes[i..]
+        .iter()
+        .position(|&b| NEEDS_ESCAPE[usize::from(b)])
+    {
+        i += skip;
         let b = bytes[i];
-        let special = b < 0x20 || matches!(b, b'"' | b'\\' | b'<' | b'>' | b'&')
-            // U+2028 and U+2029 are E2 80 A8 / E2 80 A9.
-            || (b == 0xE2
-                && bytes.get(i + 1) == Some(&0x80)
-                && matches!(bytes.get(i + 2), Some(0xA8 | 0xA9)));
-        if !special {
-            i += 1;
-            continue;
-        }
-        out.extend_from_slice(&bytes[start..i]);
+        // U+2028 and U+2029 are E2 80 A8 / E2 80 A9; other runes led by E2 are copied.
         let (n, len) = if b == 0xE2 {
-            (
-                if bytes[i + 2] == 0xA8 {
-                    0x2028u32
-                } else {
-                    0x2029
-                },
-                3,
-            )
+            match (bytes.get(i + 1), bytes.get(i + 2)) {
+                (Some(0x80), Some(0xA8)) => (0x2028u32, 3),
+                (Some(0x80), Some(0xA9)) => (0x2029, 3),
+                _ => {
+                    i += 1;
+                    continue;
+                }
+            }
         } else {
             (u32::from(b), 1)
         };
+        out.extend_from_slice(&bytes[start..i]);
         match b {
             b'"' => out.extend_from_slice(b"\\\""),
             b'\\' => out.extend_from_slice(b"\\\\"),
@@ -207,25 +232,91 @@ impl std::error::Error for JsonError {}
 /// # Errors
 /// Any departure from RFC 8259, and the leniencies of Go listed in the module docs.
 pub fn parse(input: &[u8]) -> Result<Value, JsonError> {
-    let mut reader = Reader { input, pos: 0 };
-    if input.starts_with(b"\xEF\xBB\xBF") {
-        return Err(reader.error("a byte order mark is not allowed"));
+    // Validated once: strings inside the valid prefix are then sliced out without validating
+    // each again. Past the first invalid byte, each string is validated as it is read, so the
+    // error (and its offset) is the one the grammar meets first, as if nothing was validated
+    // beforehand.
+    let text = match std::str::from_utf8(input) {
+        Ok(text) => text,
+        Err(e) => std::str::from_utf8(&input[..e.valid_up_to()]).unwrap_or_default(),
+    };
+    // Fresh stacks if the thread's are gone (a parse from a thread-local destructor).
+    let (members, items) = SCRATCH.try_with(std::cell::Cell::take).unwrap_or_default();
+    let mut reader = Reader {
+        input,
+        text,
+        pos: 0,
+        members,
+        items,
+    };
+    let result = reader.document();
+    let Reader {
+        mut members,
+        mut items,
+        ..
+    } = reader;
+    if members.capacity() <= SCRATCH_KEPT && items.capacity() <= SCRATCH_KEPT {
+        // Left over after an error.
+        members.clear();
+        items.clear();
+        let _ = SCRATCH.try_with(|scratch| scratch.set((members, items)));
     }
-    reader.skip_whitespace();
-    let value = reader.value(0)?;
-    reader.skip_whitespace();
-    if reader.pos != input.len() {
-        return Err(reader.error("unexpected data after the JSON value"));
-    }
-    Ok(value)
+    result
 }
+
+/// The most members or items of the readers' stacks a thread keeps between bodies (at most
+/// 88 KiB; a CLI create body needs about 100 members).
+const SCRATCH_KEPT: usize = 1024;
+
+/// A [`Reader`]'s stacks of members and items.
+type Stacks = (Vec<(String, Value)>, Vec<Value>);
+
+thread_local! {
+    /// The stacks of the last [`Reader`] on this thread, kept for the next, so a body costs no
+    /// allocation besides its own values.
+    static SCRATCH: std::cell::Cell<Stacks> = const { std::cell::Cell::new((Vec::new(), Vec::new())) };
+}
+
+/// Bytes that end a run of plain string content: the closing quote, an escape, a control
+/// character (refused).
+static STRING_STOP: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        table[b] = true;
+        b += 1;
+    }
+    table[b'"' as usize] = true;
+    table[b'\\' as usize] = true;
+    table
+};
 
 struct Reader<'a> {
     input: &'a [u8],
+    /// The longest prefix of `input` that is valid UTF-8.
+    text: &'a str,
     pos: usize,
+    /// Members of the objects being read, innermost last: each object takes its own off the
+    /// top when it ends, so it is allocated once, at its final size.
+    members: Vec<(String, Value)>,
+    /// The same for arrays.
+    items: Vec<Value>,
 }
 
 impl Reader<'_> {
+    fn document(&mut self) -> Result<Value, JsonError> {
+        if self.input.starts_with(b"\xEF\xBB\xBF") {
+            return Err(self.error("a byte order mark is not allowed"));
+        }
+        self.skip_whitespace();
+        let value = self.value(0)?;
+        self.skip_whitespace();
+        if self.pos != self.input.len() {
+            return Err(self.error("unexpected data after the JSON value"));
+        }
+        Ok(value)
+    }
+
     fn error(&self, message: &str) -> JsonError {
         JsonError {
             offset: self.pos,
@@ -271,21 +362,22 @@ impl Reader<'_> {
             return Err(self.error("nesting too deep"));
         }
         self.pos += 1;
-        let mut items = Vec::new();
         self.skip_whitespace();
         if self.peek() == Some(b']') {
             self.pos += 1;
-            return Ok(Value::Array(items));
+            return Ok(Value::Array(Vec::new()));
         }
+        let base = self.items.len();
         loop {
             self.skip_whitespace();
-            items.push(self.value(depth)?);
+            let item = self.value(depth)?;
+            self.items.push(item);
             self.skip_whitespace();
             match self.peek() {
                 Some(b',') => self.pos += 1,
                 Some(b']') => {
                     self.pos += 1;
-                    return Ok(Value::Array(items));
+                    return Ok(Value::Array(self.items.drain(base..).collect()));
                 }
                 _ => return Err(self.error("expected `,` or `]` in array")),
             }
@@ -297,12 +389,12 @@ impl Reader<'_> {
             return Err(self.error("nesting too deep"));
         }
         self.pos += 1;
-        let mut members = Vec::new();
         self.skip_whitespace();
         if self.peek() == Some(b'}') {
             self.pos += 1;
-            return Ok(Value::Object(members));
+            return Ok(Value::Object(Vec::new()));
         }
+        let base = self.members.len();
         loop {
             self.skip_whitespace();
             if self.peek() != Some(b'"') {
@@ -316,13 +408,13 @@ impl Reader<'_> {
             self.pos += 1;
             self.skip_whitespace();
             let value = self.value(depth)?;
-            members.push((key, value));
+            self.members.push((key, value));
             self.skip_whitespace();
             match self.peek() {
                 Some(b',') => self.pos += 1,
                 Some(b'}') => {
                     self.pos += 1;
-                    return Ok(Value::Object(members));
+                    return Ok(Value::Object(self.members.drain(base..).collect()));
                 }
                 _ => return Err(self.error("expected `,` or `}` in object")),
             }
@@ -357,8 +449,11 @@ impl Reader<'_> {
             self.digits();
         }
         // The grammar above admits only ASCII, so this cannot fail.
-        let text = std::str::from_utf8(&self.input[start..self.pos])
-            .map_err(|_| self.error("invalid number"))?;
+        let text = match self.text.get(start..self.pos) {
+            Some(text) => text,
+            None => std::str::from_utf8(&self.input[start..self.pos])
+                .map_err(|_| self.error("invalid number"))?,
+        };
         Ok(Value::Number(text.to_owned()))
     }
 
@@ -386,26 +481,43 @@ impl Reader<'_> {
         Ok(n)
     }
 
+    /// `input[start..end]`, string content, as text: sliced from the validated prefix when it
+    /// lies inside it, else validated here.
+    fn str_at(&self, start: usize, end: usize) -> Result<&str, JsonError> {
+        if let Some(s) = self.text.get(start..end) {
+            return Ok(s);
+        }
+        std::str::from_utf8(&self.input[start..end]).map_err(|e| JsonError {
+            offset: start + e.valid_up_to(),
+            message: "invalid UTF-8 in string".to_owned(),
+        })
+    }
+
+    /// The end of the run of plain string bytes starting at `self.pos`.
+    fn run_end(&self) -> usize {
+        let rest = &self.input[self.pos..];
+        self.pos
+            + rest
+                .iter()
+                .position(|&b| STRING_STOP[usize::from(b)])
+                .unwrap_or(rest.len())
+    }
+
     fn string(&mut self) -> Result<String, JsonError> {
         self.pos += 1; // the opening quote
+        let end = self.run_end();
+        // The common case: no escape, one allocation of the exact size (none when empty).
+        if self.input.get(end) == Some(&b'"') {
+            let out = self.str_at(self.pos, end)?.to_owned();
+            self.pos = end + 1;
+            return Ok(out);
+        }
         let mut out = String::new();
         loop {
             // Copy the longest run of plain bytes at once, validating it as UTF-8.
             let run_start = self.pos;
-            while let Some(b) = self.peek() {
-                if b == b'"' || b == b'\\' || b < 0x20 {
-                    break;
-                }
-                self.pos += 1;
-            }
-            let run = &self.input[run_start..self.pos];
-            match std::str::from_utf8(run) {
-                Ok(s) => out.push_str(s),
-                Err(e) => {
-                    self.pos = run_start + e.valid_up_to();
-                    return Err(self.error("invalid UTF-8 in string"));
-                }
-            }
+            self.pos = self.run_end();
+            out.push_str(self.str_at(run_start, self.pos)?);
             match self.peek() {
                 None => return Err(self.error("unterminated string")),
                 Some(b'"') => {
@@ -519,6 +631,59 @@ mod tests {
     }
 
     #[test]
+    fn invalid_utf8_is_found_where_the_grammar_reaches_it() {
+        // A grammar error before the invalid byte is the one reported.
+        let e = parse(b"{\"a\":1,} \"\xff\"").unwrap_err();
+        assert_eq!(
+            (e.offset, e.message.as_str()),
+            (7, "expected a string key in object")
+        );
+        let e = parse(b"[\"ok\", 1 \xff]").unwrap_err();
+        assert_eq!(
+            (e.offset, e.message.as_str()),
+            (9, "expected `,` or `]` in array")
+        );
+        // Inside a string, after valid strings and escapes: at the invalid byte.
+        let e = parse(b"[\"\xc3\xa9\",\"a\\n\xe2\x82\"]").unwrap_err();
+        assert_eq!(
+            (e.offset, e.message.as_str()),
+            (10, "invalid UTF-8 in string")
+        );
+        let e = parse(b"{\"k\xff\":1}").unwrap_err();
+        assert_eq!(
+            (e.offset, e.message.as_str()),
+            (3, "invalid UTF-8 in string")
+        );
+        // Outside strings, a non-ASCII byte is a grammar error.
+        assert_eq!(
+            parse(b"[1,\xff]").unwrap_err().message,
+            "unexpected character"
+        );
+        assert_eq!(
+            parse(b"\"\xc3\xa9\"").unwrap(),
+            Value::String("\u{e9}".into())
+        );
+    }
+
+    #[test]
+    fn a_failed_parse_leaves_nothing_behind_for_the_next() {
+        // The readers' stacks are kept per thread: members of an object cut short by an error
+        // must not show up in the next body.
+        assert!(parse(br#"{"a":{"b":1,"c":[1,2,{"d":3"#).is_err());
+        assert!(parse(br#"[[1,2],[3,"#).is_err());
+        assert_eq!(
+            parse(br#"{"x":[4,{"y":5}]}"#).unwrap(),
+            Value::Object(vec![(
+                "x".into(),
+                Value::Array(vec![
+                    Value::Number("4".into()),
+                    Value::Object(vec![("y".into(), Value::Number("5".into()))]),
+                ])
+            )])
+        );
+    }
+
+    #[test]
     fn refuses_bad_grammar() {
         for bad in [
             "",
@@ -566,6 +731,16 @@ mod tests {
         assert_eq!(
             String::from_utf8(out).unwrap(),
             r#"{"a":[true,false,null,-1.5e3,"x\"\\\u003c\u003e\u0026\u2028\u0001é"],"b":{}}"#
+        );
+    }
+
+    #[test]
+    fn escapes_only_the_line_separators_among_runes_led_by_e2() {
+        // U+2027, U+20AC, U+2030 share the lead byte with U+2028 and U+2029.
+        let v = Value::String("\u{2027}\u{20ac}\u{2028}\u{2030}\u{2029}\u{e2}".into());
+        assert_eq!(
+            String::from_utf8(v.to_json()).unwrap(),
+            "\"\u{2027}\u{20ac}\\u2028\u{2030}\\u2029\u{e2}\""
         );
     }
 

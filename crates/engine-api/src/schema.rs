@@ -450,25 +450,64 @@ pub fn check(value: &Value, ty: &Ty) -> Result<Value, SchemaError> {
     check_owned(value.clone(), ty)
 }
 
-/// [`check`] taking the parsed value, so its strings move into the canonical form instead of
-/// being copied.
+/// [`check`] taking the parsed value, which is checked and made canonical in place: nothing is
+/// copied or rebuilt, only keys not spelled as their field are rewritten.
 ///
 /// # Errors
 /// As [`check`].
-pub fn check_owned(value: Value, ty: &Ty) -> Result<Value, SchemaError> {
-    let mut path = String::new();
-    match check_at(value, ty, &mut path)? {
-        Some(Value::Null) | None => Err(SchemaError {
+pub fn check_owned(mut value: Value, ty: &Ty) -> Result<Value, SchemaError> {
+    if matches!(value, Value::Null) {
+        return Err(SchemaError {
             path: String::new(),
             message: "the body is null".to_owned(),
-        }),
-        Some(v) => Ok(v),
+        });
+    }
+    check_at(&mut value, ty, &Path::Root)?;
+    Ok(value)
+}
+
+/// Where a value is, as a chain of steps up to the body; written out only for an error.
+#[derive(Clone, Copy)]
+enum Path<'a> {
+    /// The body itself.
+    Root,
+    /// A struct field, by its canonical name.
+    Field(&'a Path<'a>, &'static str),
+    /// An array element.
+    Index(&'a Path<'a>, usize),
+    /// A map entry.
+    Key(&'a Path<'a>, &'a str),
+}
+
+impl Path<'_> {
+    /// The dotted form of [`SchemaError::path`] (`HostConfig.Mounts[0]`, `Labels["a"]`).
+    fn render(&self, out: &mut String) {
+        match self {
+            Path::Root => {}
+            Path::Field(parent, name) => {
+                parent.render(out);
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                out.push_str(name);
+            }
+            Path::Index(parent, i) => {
+                parent.render(out);
+                let _ = write!(out, "[{i}]");
+            }
+            Path::Key(parent, key) => {
+                parent.render(out);
+                let _ = write!(out, "[{}]", Shown(key));
+            }
+        }
     }
 }
 
-fn fail(path: &str, message: String) -> SchemaError {
+fn fail(path: &Path<'_>, message: String) -> SchemaError {
+    let mut rendered = String::new();
+    path.render(&mut rendered);
     SchemaError {
-        path: path.to_owned(),
+        path: rendered,
         message,
     }
 }
@@ -493,6 +532,69 @@ fn key_matches(key: &str, name: &str) -> bool {
         }
     }
     name_bytes.next().is_none()
+}
+
+/// The field `key` reaches, searching from `hint` on and then from the start: bodies list
+/// fields in the order of the Go struct, which the tables follow, leaving out some, so the field
+/// is usually at or a little after the one after the previous key's. No two names of a table
+/// fold alike (a test checks every table), so at most one field matches and where the search
+/// starts cannot change the answer.
+fn find_field(fields: &[Field], key: &str, hint: usize) -> Option<usize> {
+    let hint = hint.min(fields.len());
+    let (after, before) = (&fields[hint..], &fields[..hint]);
+    if key.is_ascii() {
+        // The common case, without per-character folding: same length, same letters whatever
+        // their case (length and first letter first: most fields differ there).
+        let first = key.as_bytes().first()?.to_ascii_uppercase();
+        let matches = |fd: &Field| {
+            fd.name.len() == key.len()
+                && fd.name.as_bytes().first().map(u8::to_ascii_uppercase) == Some(first)
+                && (fd.name == key || fd.name.eq_ignore_ascii_case(key))
+        };
+        after
+            .iter()
+            .position(matches)
+            .map(|i| hint + i)
+            .or_else(|| before.iter().position(matches))
+    } else {
+        let matches = |fd: &Field| key_matches(key, fd.name);
+        after
+            .iter()
+            .position(matches)
+            .map(|i| hint + i)
+            .or_else(|| before.iter().position(matches))
+    }
+}
+
+/// The fields of a struct already set by a key.
+enum Seen {
+    /// Up to 128 fields, one bit each (every table here).
+    Bits(u128),
+    /// Larger tables.
+    Flags(Vec<bool>),
+}
+
+impl Seen {
+    fn new(fields: usize) -> Self {
+        if fields <= 128 {
+            Seen::Bits(0)
+        } else {
+            Seen::Flags(vec![false; fields])
+        }
+    }
+
+    /// Marks field `index` as set; whether it was already.
+    fn set(&mut self, index: usize) -> bool {
+        match self {
+            Seen::Bits(bits) => {
+                let bit = 1u128 << index;
+                let was = *bits & bit != 0;
+                *bits |= bit;
+                was
+            }
+            Seen::Flags(flags) => std::mem::replace(&mut flags[index], true),
+        }
+    }
 }
 
 /// A key as it may appear in a path: escaped, and cut short (without building a String).
@@ -522,151 +624,146 @@ fn shown(key: &str) -> String {
     format!("{s:?}")
 }
 
-fn check_at(value: Value, ty: &Ty, path: &mut String) -> Result<Option<Value>, SchemaError> {
+/// Checks a value that is not `null` (a `null` member is kept as it is: to Go it is not always
+/// the same as no member, it allocates the embedded struct that holds the field, for one), and
+/// respells its struct keys as their fields.
+fn check_at(value: &mut Value, ty: &Ty, path: &Path<'_>) -> Result<(), SchemaError> {
     if matches!(value, Value::Null) {
-        // Kept, not dropped: to Go a `null` member is not always the same as no member (it
-        // allocates the embedded struct that holds the field, for one).
-        return Ok(Some(Value::Null));
+        return Ok(());
     }
     let kind = value.kind();
     let wrong =
-        |path: &str, expected: &str| fail(path, format!("expected {expected}, found {kind}"));
-    let checked = match ty {
+        |path: &Path<'_>, expected: &str| fail(path, format!("expected {expected}, found {kind}"));
+    match ty {
         Ty::Str => match value {
-            Value::String(_) => value,
-            _ => return Err(wrong(path, "a string")),
+            Value::String(_) => Ok(()),
+            _ => Err(wrong(path, "a string")),
         },
         Ty::Bool => match value {
-            Value::Bool(_) => value,
-            _ => return Err(wrong(path, "a boolean")),
+            Value::Bool(_) => Ok(()),
+            _ => Err(wrong(path, "a boolean")),
         },
         Ty::Int(bits) | Ty::Uint(bits) => {
-            let Value::Number(text) = &value else {
+            let Value::Number(text) = value else {
                 return Err(wrong(path, "an integer"));
             };
             let signed = matches!(ty, Ty::Int(_));
-            if !integer_fits(text, signed, *bits) {
-                return Err(fail(
+            if integer_fits(text, signed, *bits) {
+                Ok(())
+            } else {
+                Err(fail(
                     path,
                     format!(
                         "{text} is not an {} integer of {bits} bits",
                         if signed { "signed" } else { "unsigned" }
                     ),
-                ));
+                ))
             }
-            value
         }
         Ty::StrSlice => match value {
-            Value::String(_) => value,
-            Value::Array(_) => return check_at(value, &STRINGS, path),
-            _ => return Err(wrong(path, "a string or an array of strings")),
+            Value::String(_) => Ok(()),
+            Value::Array(_) => check_at(value, &STRINGS, path),
+            _ => Err(wrong(path, "a string or an array of strings")),
         },
         Ty::Array(element) => {
             let Value::Array(items) = value else {
                 return Err(wrong(path, "an array"));
             };
-            let mut out = Vec::with_capacity(items.len());
-            let base = path.len();
-            for (i, item) in items.into_iter().enumerate() {
-                let _ = write!(path, "[{i}]");
+            for (i, item) in items.iter_mut().enumerate() {
+                let here = Path::Index(path, i);
                 if matches!(item, Value::Null) {
-                    return Err(fail(path, "null is not allowed in an array".to_owned()));
+                    return Err(fail(&here, "null is not allowed in an array".to_owned()));
                 }
-                if let Some(v) = check_at(item, element, path)? {
-                    out.push(v);
-                }
-                path.truncate(base);
+                check_at(item, element, &here)?;
             }
-            Value::Array(out)
+            Ok(())
         }
         Ty::Map(element) => {
             let Value::Object(members) = value else {
                 return Err(wrong(path, "an object"));
             };
-            let mut out: Vec<(String, Value)> = Vec::with_capacity(members.len());
-            let base = path.len();
-            for (key, item) in members {
-                let _ = write!(path, "[{}]", Shown(&key));
-                if out.iter().any(|(k, _)| *k == key) {
-                    return Err(fail(path, "duplicate key".to_owned()));
+            for i in 0..members.len() {
+                let (before, rest) = members.split_at_mut(i);
+                let Some((key, item)) = rest.first_mut() else {
+                    break;
+                };
+                let here = Path::Key(path, key);
+                if before.iter().any(|(k, _)| k == key) {
+                    return Err(fail(&here, "duplicate key".to_owned()));
                 }
                 if matches!(item, Value::Null) {
-                    return Err(fail(path, "null is not allowed as a map value".to_owned()));
+                    return Err(fail(&here, "null is not allowed as a map value".to_owned()));
                 }
-                if let Some(v) = check_at(item, element, path)? {
-                    out.push((key, v));
-                }
-                path.truncate(base);
+                check_at(item, element, &here)?;
             }
-            Value::Object(out)
+            Ok(())
         }
         Ty::Empty => match value {
-            Value::Object(members) if members.is_empty() => Value::Object(Vec::new()),
-            _ => return Err(wrong(path, "an empty object `{}`")),
+            Value::Object(members) if members.is_empty() => Ok(()),
+            _ => Err(wrong(path, "an empty object `{}`")),
         },
         Ty::Struct(fields) => {
             let Value::Object(members) = value else {
                 return Err(wrong(path, "an object"));
             };
-            // For each field, the key that set it (for the collision message).
-            let mut seen: Vec<Option<std::borrow::Cow<'static, str>>> = vec![None; fields.len()];
-            let mut out: Vec<(String, Value)> = Vec::with_capacity(members.len());
-            let base = path.len();
-            for (key, item) in members {
-                let found = if key.is_ascii() {
-                    // The common case, without per-character folding: same length, same
-                    // letters whatever their case.
-                    fields.iter().position(|fd| {
-                        fd.name.len() == key.len() && fd.name.eq_ignore_ascii_case(&key)
-                    })
-                } else {
-                    fields.iter().position(|fd| key_matches(&key, fd.name))
+            let mut seen = Seen::new(fields.len());
+            let mut hint = 0;
+            // Keys are respelled once all members passed, so a collision message can still show
+            // the earlier key as it was written.
+            let mut respell = false;
+            for i in 0..members.len() {
+                let (before, rest) = members.split_at_mut(i);
+                let Some((key, item)) = rest.first_mut() else {
+                    break;
                 };
-                let Some(index) = found else {
-                    let at = if path.is_empty() {
-                        String::new()
-                    } else {
-                        path.clone()
-                    };
-                    return Err(fail(&at, format!("unknown field {}", shown(&key))));
+                let Some(index) = find_field(fields, key, hint) else {
+                    return Err(fail(path, format!("unknown field {}", shown(key))));
                 };
+                hint = index + 1;
                 let field = &fields[index];
-                if !path.is_empty() {
-                    path.push('.');
-                }
-                path.push_str(field.name);
-                if let Some(previous) = &seen[index] {
+                let here = Path::Field(path, field.name);
+                if seen.set(index) {
+                    let previous = before
+                        .iter()
+                        .find(|(k, _)| key_matches(k, field.name))
+                        .map_or(field.name, |(k, _)| k.as_str());
                     return Err(fail(
-                        path,
+                        &here,
                         format!(
                             "keys {} and {} both set this field (the engine would keep only the last)",
                             shown(previous),
-                            shown(&key)
+                            shown(key)
                         ),
                     ));
                 }
-                if let Some(v) = check_at(item, field.ty, path)? {
-                    // The key is usually spelled as the field already: reuse its allocation.
-                    if key == field.name {
-                        out.push((key, v));
-                        seen[index] = Some(std::borrow::Cow::Borrowed(field.name));
-                        path.truncate(base);
-                        continue;
-                    }
-                    out.push((field.name.to_owned(), v));
-                }
-                seen[index] = Some(std::borrow::Cow::Owned(key));
-                path.truncate(base);
+                check_at(item, field.ty, &here)?;
+                respell |= *key != field.name;
             }
-            Value::Object(out)
+            if respell {
+                for (key, _) in members.iter_mut() {
+                    if let Some(field) = find_field(fields, key, 0).map(|i| &fields[i]) {
+                        if *key != field.name {
+                            key.clear();
+                            key.push_str(field.name);
+                        }
+                    }
+                }
+            }
+            Ok(())
         }
-    };
-    Ok(Some(checked))
+    }
 }
 
 /// Whether `text` (a JSON number) is an integer Go's `strconv.ParseInt`/`ParseUint` accepts for
 /// a field of this many bits.
 fn integer_fits(text: &str, signed: bool, bits: u32) -> bool {
+    // The common case, a few digits and no sign (the CLI sends mostly `0`): no parse needed.
+    // At least 0 and below 10^15, so it fits every 64-bit type.
+    if (1..=15).contains(&text.len()) && text.bytes().all(|b| b.is_ascii_digit()) {
+        let n = text.bytes().fold(0u64, |n, b| n * 10 + u64::from(b - b'0'));
+        let limit = if signed { bits - 1 } else { bits };
+        return limit >= 64 || n < (1u64 << limit);
+    }
     if text.contains(['.', 'e', 'E']) {
         return false;
     }
@@ -698,6 +795,20 @@ mod tests {
             .map_err(|e| e.to_string())
     }
 
+    /// Every struct table reachable from `ty`.
+    fn tables(ty: &'static Ty, out: &mut Vec<&'static [Field]>) {
+        match ty {
+            Ty::Array(element) | Ty::Map(element) => tables(element, out),
+            Ty::Struct(fields) if !out.iter().any(|t| std::ptr::eq(*t, *fields)) => {
+                out.push(fields);
+                for field in *fields {
+                    tables(field.ty, out);
+                }
+            }
+            _ => {}
+        }
+    }
+
     /// Regression: docker-py's exec create sends API 1.24's `Container` field, and every
     /// `exec_run` failed with 400.
     #[test]
@@ -709,14 +820,27 @@ mod tests {
 
     #[test]
     fn field_tables_have_no_two_names_that_fold_alike() {
+        // `find_field` relies on this: at most one field matches a key, wherever the search
+        // starts.
+        let mut all = Vec::new();
         for ty in [
             &CONTAINER_CREATE,
+            &CONFIG,
             &HOST_CONFIG,
             &CONTAINER_UPDATE,
             &EXEC_CREATE,
+            &EXEC_START,
+            &VOLUME_CREATE,
             &NETWORK_CREATE,
+            &NETWORK_CONNECT,
+            &NETWORK_DISCONNECT,
+            &ENDPOINT_SETTINGS,
+            &AUTH,
         ] {
-            let Ty::Struct(fields) = ty else { panic!() };
+            tables(ty, &mut all);
+        }
+        assert!(all.len() > 20);
+        for fields in all {
             for (i, a) in fields.iter().enumerate() {
                 assert!(!a.name.is_empty());
                 for b in &fields[i + 1..] {
@@ -779,6 +903,66 @@ mod tests {
             &HOST_CONFIG
         )
         .is_err());
+    }
+
+    #[test]
+    fn collisions_name_both_keys_as_written() {
+        // The first key is respelled only once the whole object passed: the message shows it
+        // as the body wrote it.
+        assert_eq!(
+            run(
+                r#"{"Image":"x","HostConfig":{"privileged":false,"Memory":0,"PRIVILEGED":true}}"#,
+                &CONTAINER_CREATE
+            ),
+            Err("HostConfig.Privileged: keys \"privileged\" and \"PRIVILEGED\" both set this field (the engine would keep only the last)".to_owned())
+        );
+        assert_eq!(
+            run("{\"\u{17F}ysctls\":{},\"sysctls\":{}}", &HOST_CONFIG),
+            Err("Sysctls: keys \"\u{17F}ysctls\" and \"sysctls\" both set this field (the engine would keep only the last)".to_owned())
+        );
+    }
+
+    #[test]
+    fn fields_are_found_in_any_order_and_respelled_in_place() {
+        assert_eq!(
+            run(
+                r#"{"shell":["sh"],"Image":"x","hostname":"h","HostConfig":{"CapAdd":["A"],"binds":["/a:/b"],"Capabilities":null,"cpushares":2}}"#,
+                &CONTAINER_CREATE
+            ),
+            Ok(r#"{"Shell":["sh"],"Image":"x","Hostname":"h","HostConfig":{"CapAdd":["A"],"Binds":["/a:/b"],"Capabilities":null,"CpuShares":2}}"#.to_owned())
+        );
+        assert_eq!(
+            run(r#"{"":1}"#, &HOST_CONFIG),
+            Err("unknown field \"\"".to_owned())
+        );
+    }
+
+    #[test]
+    fn integers_at_the_bounds() {
+        for (body, ok) in [
+            (r#"{"BlkioWeight":65535}"#, true),
+            (r#"{"BlkioWeight":65536}"#, false),
+            // Go's ParseUint refuses a sign, even on zero.
+            (r#"{"BlkioWeight":-0}"#, false),
+            (r#"{"Memory":-0}"#, true),
+            (r#"{"BlkioWeight":-1}"#, false),
+            (r#"{"Memory":999999999999999}"#, true),
+            (r#"{"Memory":9223372036854775807}"#, true),
+            (r#"{"Memory":-9223372036854775809}"#, false),
+            (r#"{"IOMaximumIOps":18446744073709551615}"#, true),
+            (r#"{"IOMaximumIOps":18446744073709551616}"#, false),
+        ] {
+            assert_eq!(run(body, &HOST_CONFIG).is_ok(), ok, "{body}");
+        }
+        let mount = |mode: &str| format!(r#"{{"Mounts":[{{"TmpfsOptions":{{"Mode":{mode}}}}}]}}"#);
+        assert!(run(&mount("4294967295"), &HOST_CONFIG).is_ok());
+        assert_eq!(
+            run(&mount("4294967296"), &HOST_CONFIG),
+            Err(
+                "Mounts[0].TmpfsOptions.Mode: 4294967296 is not an unsigned integer of 32 bits"
+                    .to_owned()
+            )
+        );
     }
 
     #[test]
