@@ -85,24 +85,33 @@ systemd-nspawn --register=no --keep-unit --quiet -D "$root" --private-network \
     --capability=all --system-call-filter="add_key keyctl bpf" --bind=/sys/fs/cgroup \
     --boot >"$work/console.log" 2>&1 &
 nspawn=$!
-for _ in $(seq 1 100); do
-    leader=$(pgrep -P "$nspawn" | head -1 || true)
+# The container's PID 1 is the child of systemd-nspawn that runs systemd; nspawn forks helper
+# children first, which do not last, so wait for the one that is systemd.
+for _ in $(seq 1 300); do
+    leader=""
+    for child in $(pgrep -P "$nspawn" || true); do
+        if [ "$(cat "/proc/$child/comm" 2>/dev/null)" = systemd ]; then leader=$child; break; fi
+    done
     [ -n "$leader" ] && break
+    kill -0 "$nspawn" 2>/dev/null || break
     sleep 0.2
 done
-[ -n "$leader" ] || fail "systemd-nspawn did not start the container (see $work/console.log)"
+[ -n "$leader" ] || { tail -20 "$work/console.log" >&2; fail "systemd-nspawn did not start systemd in the container"; }
 state=""
-for _ in $(seq 1 120); do
+for _ in $(seq 1 360); do
     state=$(inside systemctl is-system-running 2>/dev/null || true)
     case "$state" in running|degraded) break ;; esac
     sleep 0.5
 done
-case "$state" in running|degraded) ;; *) fail "the container's systemd did not finish booting (state: $state)" ;; esac
+case "$state" in
+    running|degraded) ;;
+    *) tail -20 "$work/console.log" >&2; fail "the container's systemd did not finish booting in 3 minutes (state: ${state:-none})" ;;
+esac
 log "booted (systemd: $state)"
 
 wait_active() {
     local unit=$1
-    for _ in $(seq 1 120); do
+    for _ in $(seq 1 240); do
         inside systemctl is-active --quiet "$unit" && return 0
         sleep 0.5
     done
