@@ -9,6 +9,7 @@
 
 mod client;
 mod metrics;
+mod pull;
 mod report;
 
 use std::path::PathBuf;
@@ -41,9 +42,20 @@ pub struct BenchArgs {
     #[arg(long)]
     pub rounds: Option<usize>,
     /// Measure only these (comma-separated): ping, connect, rps, lifecycle, logs, exec, attach,
-    /// archive, rss, audit. Default: all.
+    /// archive, pull, rss, audit. Default: all (pull only with --pull-direct).
     #[arg(long, value_delimiter = ',')]
     pub only: Vec<String>,
+    /// The pull scenario: an image in a local registry by a loopback name (REGISTRY/REPO:TAG),
+    /// which the direct engine pulls without any proxy.
+    #[arg(long, requires = "pull_proxied")]
+    pub pull_direct: Option<String>,
+    /// The same image by a non-loopback address of the same registry, which the gateway and
+    /// the peers pull: the engine fetches it through its egress filter.
+    #[arg(long, requires = "pull_direct")]
+    pub pull_proxied: Option<String>,
+    /// The image ID every pull must end with (sha256:...); default: the first pull's.
+    #[arg(long)]
+    pub pull_id: Option<String>,
 }
 
 /// Why the bench could not run or a measurement was refused.
@@ -102,6 +114,7 @@ pub(crate) struct Sizes {
     pub stream_bytes: u64,
     pub streams_for_rss: usize,
     pub audit_records: usize,
+    pub pull_rounds: usize,
 }
 
 fn socket(flag: &'static str, value: &str) -> Result<PathBuf, BenchError> {
@@ -152,6 +165,7 @@ pub async fn run(args: BenchArgs) -> Result<Report, BenchError> {
             stream_bytes: 16 << 20,
             streams_for_rss: 100,
             audit_records: 20_000,
+            pull_rounds: args.rounds.unwrap_or(1),
         }
     } else {
         Sizes {
@@ -163,6 +177,7 @@ pub async fn run(args: BenchArgs) -> Result<Report, BenchError> {
             stream_bytes: 100 << 20,
             streams_for_rss: 100,
             audit_records: 200_000,
+            pull_rounds: args.rounds.unwrap_or(5),
         }
     };
     const KNOWN: &[&str] = &[
@@ -174,6 +189,7 @@ pub async fn run(args: BenchArgs) -> Result<Report, BenchError> {
         "exec",
         "attach",
         "archive",
+        "pull",
         "rss",
         "audit",
     ];
@@ -181,7 +197,7 @@ pub async fn run(args: BenchArgs) -> Result<Report, BenchError> {
         return Err(BenchError::Usage {
             flag: "--only",
             value: unknown.clone(),
-            reason: "is not one of ping, connect, rps, lifecycle, logs, exec, attach, archive, rss, audit",
+            reason: "is not one of ping, connect, rps, lifecycle, logs, exec, attach, archive, pull, rss, audit",
         });
     }
     let selected = |metric: &str| args.only.is_empty() || args.only.iter().any(|m| m == metric);
@@ -194,8 +210,36 @@ pub async fn run(args: BenchArgs) -> Result<Report, BenchError> {
         exec: selected("exec"),
         attach: selected("attach"),
         archive: selected("archive"),
+        pull: selected("pull"),
         rss: selected("rss"),
         audit: selected("audit"),
     };
-    metrics::run_all(&endpoints, &args.image, args.gateway_pid, sizes, selection).await
+    let pull = match (args.pull_direct, args.pull_proxied) {
+        (Some(direct), Some(proxied)) => Some(pull::PullSpec {
+            direct,
+            proxied,
+            id: args.pull_id,
+        }),
+        _ => None,
+    };
+    if pull.is_none() && args.only.iter().any(|m| m == "pull") {
+        return Err(BenchError::Usage {
+            flag: "--only",
+            value: "pull".to_owned(),
+            reason: "needs --pull-direct and --pull-proxied (benches/run.sh sets them up)",
+        });
+    }
+    let selection = metrics::Selection {
+        pull: selection.pull && pull.is_some(),
+        ..selection
+    };
+    metrics::run_all(
+        &endpoints,
+        &args.image,
+        args.gateway_pid,
+        sizes,
+        selection,
+        pull.as_ref(),
+    )
+    .await
 }

@@ -1,6 +1,7 @@
 //! The measurements. Each takes one endpoint, checks what came back, and returns a figure.
 
 use crate::client::{Demux, Endpoint};
+use crate::pull::PullSpec;
 use crate::report::{Report, Row, Target};
 use crate::{BenchError, Sizes};
 use bytes::Bytes;
@@ -477,6 +478,74 @@ where
     Ok(results)
 }
 
+/// The pull scenario: one untimed warm-up pull per name (and the image ID, when not given),
+/// then `rounds` interleaved rounds; returns the image ID and the rows.
+async fn measure_pulls(
+    endpoints: &[Endpoint],
+    spec: &PullSpec,
+    rounds: usize,
+    notes: &mut Vec<String>,
+) -> Result<(String, Vec<Row>), BenchError> {
+    let direct = endpoints[0].clone();
+    let mut id = spec.id.clone();
+    // Nothing of the image may be on the engine before the first pull; by ID when known.
+    if let Some(known) = &id {
+        crate::pull::remove(&direct, known).await?;
+    }
+    for (endpoint, reference) in [
+        (&endpoints[0], &spec.direct),
+        (&endpoints[1], &spec.proxied),
+    ] {
+        let (_, pulled) =
+            crate::pull::pull_once(endpoint, &direct, reference, id.as_deref()).await?;
+        crate::pull::remove(&direct, &pulled).await?;
+        id = Some(pulled);
+    }
+    let id = id.unwrap_or_default();
+    let samples = interleaved(endpoints, rounds, notes, |e| {
+        let direct = direct.clone();
+        let reference = if e.name == direct.name {
+            spec.direct.clone()
+        } else {
+            spec.proxied.clone()
+        };
+        let id = id.clone();
+        async move {
+            let pulled = crate::pull::pull_once(&e, &direct, &reference, Some(&id)).await;
+            let removed = crate::pull::remove(&direct, &id).await;
+            let (pulled, _) = pulled?;
+            removed?;
+            Ok(pulled)
+        }
+    })
+    .await?;
+    let mib = samples
+        .first()
+        .and_then(|s| s.first())
+        .map_or(0, |p| p.bytes >> 20);
+    #[allow(clippy::cast_precision_loss)]
+    let rate: Vec<Vec<f64>> = samples
+        .iter()
+        .map(|s| s.iter().map(|p| p.bytes as f64 / MIB / p.seconds).collect())
+        .collect();
+    let millis: Vec<Vec<f64>> = samples
+        .iter()
+        .map(|s| s.iter().map(|p| p.seconds * 1e3).collect())
+        .collect();
+    Ok((
+        id,
+        vec![
+            Row::throughput(
+                &format!("pull {mib} MiB, via egress filter"),
+                "MiB/s",
+                rate,
+                Target::RatioAtLeast(0.95),
+            ),
+            Row::throughput("pull, time each (median)", "ms", millis, Target::None),
+        ],
+    ))
+}
+
 /// Containers the bench made on the engine, removed at the end whatever happened.
 struct Fixtures {
     direct: Endpoint,
@@ -506,6 +575,7 @@ pub(crate) struct Selection {
     pub exec: bool,
     pub attach: bool,
     pub archive: bool,
+    pub pull: bool,
     pub rss: bool,
     pub audit: bool,
 }
@@ -516,6 +586,7 @@ pub(crate) async fn run_all(
     gateway_pid: Option<u32>,
     sizes: Sizes,
     selection: Selection,
+    pull: Option<&PullSpec>,
 ) -> Result<Report, BenchError> {
     let direct = endpoints[0].clone();
     let mut fixtures = Fixtures {
@@ -532,7 +603,25 @@ pub(crate) async fn run_all(
     )
     .await;
     fixtures.cleanup().await;
-    result
+    let mut report = result?;
+    if let (true, Some(spec)) = (selection.pull, pull) {
+        let mut notes = Vec::new();
+        let measured = measure_pulls(endpoints, spec, sizes.pull_rounds, &mut notes).await;
+        // Whatever happened, the bench leaves no pulled image behind.
+        for name in [&spec.direct, &spec.proxied] {
+            let _ = direct
+                .once("DELETE", &format!("/images/{name}?force=1"), None)
+                .await;
+        }
+        let (_, rows) = measured?;
+        for row in rows {
+            report.push(row);
+        }
+        for note in notes {
+            report.note(note);
+        }
+    }
+    Ok(report)
 }
 
 async fn fixture(
