@@ -11,9 +11,12 @@ pub mod decide;
 pub mod engine_filter;
 pub mod pac;
 mod target;
-// The network half: transparent proxy, sniffing, upstream connectors, nftables rules.
+// The network half: transparent proxy, sniffing, the HTTP request stream, the splice relay,
+// upstream connectors, nftables rules.
+pub mod http_stream;
 pub mod nft;
 pub mod proxy;
+mod relay;
 pub mod sniff;
 pub mod sys;
 pub mod upstream;

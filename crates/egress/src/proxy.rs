@@ -1,6 +1,8 @@
 //! The transparent proxy: accepts the connections nftables redirected ([`crate::nft`]),
 //! recovers their destination, reads the hostname ([`crate::sniff`]), asks the [`Decide`], and
-//! connects by the plan's hops in order ([`crate::upstream`]), then splices both ways.
+//! connects by the plan's hops in order ([`crate::upstream`]), then relays both ways with
+//! splice(2) (`relay.rs`). On the HTTP ports every request of the connection is held to the
+//! name it was decided for ([`crate::http_stream`]), not only the first.
 //!
 //! # Use
 //! ```no_run
@@ -22,6 +24,15 @@
 //! refused by policy a short `403` saying so is sent first, so a user sees why; TLS clients see
 //! a closed connection (no certificate could be presented).
 //!
+//! A later request of a kept-alive HTTP connection that names another host, or that the
+//! request-stream parser cannot frame with certainty, is never forwarded: the connection is
+//! cut (both sides closed) and a second [`Decision`] ([`Outcome::Refused`]) says why. Cutting
+//! rather than deciding the new name again is deliberate: the connection already leads to the
+//! server (or through the proxy tunnel) chosen for the first name, so even a name the policy
+//! allows would be carried to the wrong place, a shared front end that routes by `Host`
+//! (domain fronting), or past an upstream proxy that was asked for the first name only. Real
+//! clients keep one connection per host and do not notice.
+//!
 //! # Reporting
 //! Every connection's outcome goes to the [`DecisionSink`]. A decider that keeps failing (a
 //! broken PAC) is logged once when it starts failing and once when it recovers, not per
@@ -30,16 +41,16 @@
 use std::fmt;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
-use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 
+use crate::http_stream::RequestStream;
+use crate::relay::{relay, ClientSide, Ended};
 use crate::sniff::{sniff, SniffConfig};
 use crate::sys;
 use crate::target::{Decide, Hop, Plan, Scheme, Target};
@@ -323,6 +334,29 @@ async fn handle(mut client: TcpStream, peer: SocketAddr, shared: &Shared) {
         host: sniffed.host.clone(),
         scheme: sniffed.scheme,
     };
+    // On an HTTP port the whole request stream is checked as it passes. What was read while
+    // sniffing may already hold more (a body, a pipelined request): a prefix that breaks the
+    // rules (ambiguous framing, a second request for another host) is refused before
+    // anything is dialled.
+    let side = if shared.config.sniff.http_ports.contains(&original.port()) {
+        let mut requests = RequestStream::new(sniffed.host.clone(), shared.config.sniff.max_bytes);
+        match requests.advance_all(&sniffed.bytes) {
+            Ok(passed) => ClientSide::Http {
+                requests,
+                held: sniffed.bytes,
+                passed,
+            },
+            Err(e) => {
+                decision.reason = e.to_string();
+                shared.sink.record(&decision);
+                return;
+            }
+        }
+    } else {
+        ClientSide::Opaque {
+            prefix: sniffed.bytes,
+        }
+    };
     let plan = match ask(shared, target.clone()).await {
         Ok(plan) => plan,
         Err(reason) => {
@@ -354,7 +388,7 @@ async fn handle(mut client: TcpStream, peer: SocketAddr, shared: &Shared) {
             Err(e) => failures.push(format!("{hop}: {e}")),
         }
     }
-    let Some((hop, mut server)) = upstream else {
+    let Some((hop, server)) = upstream else {
         decision.outcome = Outcome::Failed;
         decision.reason = format!("{}; every hop failed: {}", plan.reason, failures.join("; "));
         shared.sink.record(&decision);
@@ -367,10 +401,21 @@ async fn handle(mut client: TcpStream, peer: SocketAddr, shared: &Shared) {
         format!("{}; after failures: {}", plan.reason, failures.join("; "))
     };
     shared.sink.record(&decision);
-    if server.write_all(&sniffed.bytes).await.is_err() {
-        return;
+    match relay(client, server, side, shared.config.idle_timeout).await {
+        Ended::Cut(e) => {
+            // The connection's own decision stays as recorded; this one is the refused request.
+            decision.host = e.asked().map(str::to_owned);
+            decision.outcome = Outcome::Refused;
+            decision.reason = e.to_string();
+            shared.sink.record(&decision);
+        }
+        Ended::Idle => tracing::debug!(
+            "egress: closing a connection idle for {:?}",
+            shared.config.idle_timeout
+        ),
+        Ended::Failed(e) => tracing::debug!("egress: a relay from {peer} ended: {e}"),
+        Ended::Done => {}
     }
-    splice(client, server, shared.config.idle_timeout).await;
 }
 
 /// Asks the decider on a blocking thread, with a time limit; logs failure state changes once.
@@ -410,92 +455,6 @@ async fn refuse(client: &mut TcpStream, target: &Target) {
             tokio::time::timeout(Duration::from_secs(2), client.write_all(answer.as_bytes())).await;
     }
     let _ = client.shutdown().await;
-}
-
-/// Copies both ways with half-close until both sides are done or nothing moves for `idle`.
-async fn splice(client: TcpStream, server: TcpStream, idle: Duration) {
-    let start = Instant::now();
-    let last = Arc::new(AtomicU64::new(0));
-    let mut client = Activity {
-        inner: client,
-        last: Arc::clone(&last),
-        start,
-    };
-    let mut server = Activity {
-        inner: server,
-        last: Arc::clone(&last),
-        start,
-    };
-    // Large buffers: an 8 KiB copy costs a syscall pair per 8 KiB and halves bulk throughput.
-    let copy =
-        tokio::io::copy_bidirectional_with_sizes(&mut client, &mut server, 256 << 10, 256 << 10);
-    let watchdog = async {
-        let tick = (idle / 4).max(Duration::from_millis(50));
-        loop {
-            tokio::time::sleep(tick).await;
-            let idle_for = start
-                .elapsed()
-                .saturating_sub(Duration::from_millis(last.load(Ordering::Relaxed)));
-            if idle_for >= idle {
-                return;
-            }
-        }
-    };
-    tokio::select! {
-        _ = copy => {}
-        () = watchdog => tracing::debug!("egress: closing a connection idle for {idle:?}"),
-    }
-}
-
-/// A stream that records when bytes last moved, for the idle timeout.
-struct Activity {
-    inner: TcpStream,
-    last: Arc<AtomicU64>,
-    start: Instant,
-}
-
-impl Activity {
-    fn touch(&self) {
-        let ms = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX);
-        self.last.store(ms, Ordering::Relaxed);
-    }
-}
-
-impl AsyncRead for Activity {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        let before = buf.filled().len();
-        let r = Pin::new(&mut self.inner).poll_read(cx, buf);
-        if matches!(r, Poll::Ready(Ok(()))) && buf.filled().len() > before {
-            self.touch();
-        }
-        r
-    }
-}
-
-impl AsyncWrite for Activity {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        let r = Pin::new(&mut self.inner).poll_write(cx, buf);
-        if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
-            self.touch();
-        }
-        r
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
 }
 
 #[cfg(test)]
@@ -563,39 +522,6 @@ mod tests {
         let text = String::from_utf8(capture.0.read().unwrap().clone()).unwrap();
         assert_eq!(text.matches("boom").count(), 2, "{text}");
         assert_eq!(text.matches("answers again").count(), 1, "{text}");
-    }
-
-    async fn pair() -> (TcpStream, TcpStream) {
-        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let a = TcpStream::connect(l.local_addr().unwrap()).await.unwrap();
-        (a, l.accept().await.unwrap().0)
-    }
-
-    #[tokio::test]
-    async fn splice_copies_with_half_close_and_ends_when_idle() {
-        use tokio::io::AsyncReadExt;
-        let (mut client, proxy_side) = pair().await;
-        let (upstream_side, mut server) = pair().await;
-        let task = tokio::spawn(splice(
-            proxy_side,
-            upstream_side,
-            Duration::from_millis(300),
-        ));
-        client.write_all(b"ping").await.unwrap();
-        client.shutdown().await.unwrap();
-        let mut got = Vec::new();
-        server.read_to_end(&mut got).await.unwrap();
-        assert_eq!(got, b"ping");
-        // Half-closed by the client, the server can still answer.
-        server.write_all(b"pong").await.unwrap();
-        let mut back = [0u8; 4];
-        client.read_exact(&mut back).await.unwrap();
-        assert_eq!(&back, b"pong");
-        // Then nothing moves: the idle timeout ends the splice.
-        tokio::time::timeout(Duration::from_secs(3), task)
-            .await
-            .expect("idle connection closed")
-            .unwrap();
     }
 
     #[test]

@@ -17,10 +17,10 @@
 //! choose how it is judged.
 //!
 //! # Limits
-//! Only the first request of an HTTP/1.1 keep-alive connection is read: later requests on the
-//! same connection go to the same upstream (the server the first name led to) whatever their
-//! `Host`. With Encrypted Client Hello only the outer (public) name is visible, and that is
-//! the name judged and dialled.
+//! Only the first request of a connection is read here, to decide it. The later requests of a
+//! kept-alive HTTP connection are held to the same name by [`crate::http_stream`] as they pass.
+//! With Encrypted Client Hello only the outer (public) name is visible, and that is the name
+//! judged and dialled.
 //!
 //! ```
 //! use stockade_egress::sniff::{sniff, SniffConfig};
@@ -347,7 +347,9 @@ async fn read_http_head<R: AsyncRead + Unpin>(
     }
 }
 
-fn http_host(request: &httparse::Request<'_, '_>) -> Result<Option<String>, String> {
+/// The host a request names: its `Host`, or the authority of an absolute-form target (which
+/// must then agree with `Host`). `Ok(None)` when it names none.
+pub(crate) fn http_host(request: &httparse::Request<'_, '_>) -> Result<Option<String>, String> {
     let mut host: Option<String> = None;
     for header in request.headers.iter() {
         if !header.name.eq_ignore_ascii_case("host") {

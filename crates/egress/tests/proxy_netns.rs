@@ -435,6 +435,7 @@ async fn containers_reach_only_what_the_policy_allows() {
 
     // Control: without the rules this network forwards anything (so the drops seen later
     // are the rules' doing, not the host's).
+    let _forwarding = netns::Forwarding::on();
     let open = client(&c, at(allowed, 8080), b"before\r\n\r\n".to_vec()).await;
     assert_eq!(open.unwrap(), b"ok from alt");
     udp_send(&c, at(allowed, 9999));
@@ -603,5 +604,298 @@ async fn containers_reach_only_what_the_policy_allows() {
     let _ = proxy_task.await;
     nft::remove(&table).unwrap();
     assert!(nft::list(&table).is_err());
+    drop(net);
+}
+
+/// A front end shared by several hosts: records every byte each connection carried (once it
+/// ends: closed, or 3 s of silence), and answers `200` to each request head it sees.
+fn front_end(listener: TcpListener, log: Arc<RwLock<Vec<Vec<u8>>>>) {
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            let log = Arc::clone(&log);
+            tokio::spawn(async move {
+                let mut got = Vec::new();
+                let mut answered = 0;
+                let mut buf = vec![0u8; 64 << 10];
+                while got.len() < 64 << 20 {
+                    match tokio::time::timeout(Duration::from_secs(3), s.read(&mut buf)).await {
+                        Ok(Ok(n)) if n > 0 => got.extend_from_slice(&buf[..n]),
+                        _ => break,
+                    }
+                    let heads = got.windows(4).filter(|w| w == b"\r\n\r\n").count();
+                    while answered < heads {
+                        answered += 1;
+                        let _ = s
+                            .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                            .await;
+                    }
+                }
+                log.write().unwrap().push(got);
+            });
+        }
+    });
+}
+
+/// One step of a client's conversation.
+enum Step {
+    /// Send these bytes.
+    Send(Vec<u8>),
+    /// Wait (at most 5 s) until this many `200` answers have come back.
+    Answers(usize),
+}
+
+/// From namespace `ns`: one connection to `to` that follows `steps`, then reads until the
+/// proxy or the server closes (at most 5 s). Returns what came back and whether the
+/// connection was closed on the client (rather than left open).
+async fn conversation(ns: &str, to: SocketAddr, steps: Vec<Step>) -> (String, bool) {
+    let ns = ns.to_owned();
+    tokio::task::spawn_blocking(move || {
+        in_netns(&ns, move || {
+            let mut s = StdStream::connect_timeout(&to, Duration::from_millis(1500)).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let mut got = Vec::new();
+            let mut buf = [0u8; 4096];
+            let mut closed = false;
+            for step in steps {
+                match step {
+                    Step::Send(bytes) => {
+                        if s.write_all(&bytes).is_err() {
+                            closed = true;
+                            break;
+                        }
+                    }
+                    Step::Answers(n) => {
+                        while String::from_utf8_lossy(&got).matches("200 OK").count() < n {
+                            match s.read(&mut buf) {
+                                Ok(k) if k > 0 => got.extend_from_slice(&buf[..k]),
+                                _ => panic!("answer {n} never came: {got:?}"),
+                            }
+                        }
+                    }
+                }
+            }
+            if !closed {
+                let _ = s.shutdown(std::net::Shutdown::Write);
+                loop {
+                    match s.read(&mut buf) {
+                        Ok(0) => {
+                            closed = true;
+                            break;
+                        }
+                        Ok(k) => got.extend_from_slice(&buf[..k]),
+                        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {
+                            closed = true;
+                            break;
+                        }
+                        Err(_) => break,
+                    }
+                }
+            }
+            (String::from_utf8_lossy(&got).into_owned(), closed)
+        })
+    })
+    .await
+    .unwrap()
+}
+
+/// Waits (at most 5 s) until the front end has recorded `n` connections.
+async fn recorded(log: &Arc<RwLock<Vec<Vec<u8>>>>, n: usize) -> Vec<Vec<u8>> {
+    for _ in 0..50 {
+        if log.read().unwrap().len() >= n {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    log.read().unwrap().clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[allow(clippy::too_many_lines)]
+async fn every_request_of_a_kept_alive_connection_is_held_to_the_decided_host() {
+    if !netns::supported() {
+        return;
+    }
+    let id = std::process::id() % 100_000;
+    let x = id % 200 + 20;
+    let mut net = Net::default();
+    let (c, inet) = (format!("sf{id}c"), format!("sf{id}i"));
+    let (br, v_c, v_i) = (
+        format!("sf{id}br"),
+        format!("sf{id}vc"),
+        format!("sf{id}vi"),
+    );
+    net.netns(&c);
+    net.netns(&inet);
+    run(&format!("ip link add {br} type bridge"));
+    net.link(&br);
+    run(&format!("ip addr add 10.237.{x}.1/24 dev {br}"));
+    run(&format!("ip link set {br} up"));
+    run(&format!(
+        "ip link add {v_c} type veth peer name eth0 netns {c}"
+    ));
+    net.link(&v_c);
+    run(&format!("ip link set {v_c} master {br} up"));
+    run(&format!("ip -n {c} addr add 10.237.{x}.2/24 dev eth0"));
+    run(&format!("ip -n {c} link set eth0 up"));
+    run(&format!("ip -n {c} route add default via 10.237.{x}.1"));
+    run(&format!(
+        "ip link add {v_i} type veth peer name eth0 netns {inet}"
+    ));
+    net.link(&v_i);
+    run(&format!("ip addr add 10.238.{x}.1/24 dev {v_i}"));
+    run(&format!("ip link set {v_i} up"));
+    run(&format!("ip -n {inet} addr add 10.238.{x}.2/24 dev eth0"));
+    run(&format!("ip -n {inet} link set eth0 up"));
+    run(&format!("ip -n {inet} route add default via 10.238.{x}.1"));
+
+    // One front end serving two hosts, both of which the policy allows: the fronting case.
+    let front: IpAddr = format!("10.238.{x}.2").parse().unwrap();
+    let log: Arc<RwLock<Vec<Vec<u8>>>> = Arc::default();
+    front_end(
+        listen_in(&inet, SocketAddr::new(front, 80)),
+        Arc::clone(&log),
+    );
+    let hosts = ["www.allowed.test", "other.allowed.test"];
+    let names: HashMap<String, IpAddr> = hosts.iter().map(|h| ((*h).to_owned(), front)).collect();
+    let plans = hosts
+        .iter()
+        .map(|h| ((*h).to_owned(), Ok(vec![Hop::Direct])))
+        .collect();
+    let decisions: Arc<RwLock<Vec<Decision>>> = Arc::default();
+    let sink = Arc::clone(&decisions);
+    let proxy = TransparentProxy::bind(
+        &["0.0.0.0:0".parse().unwrap()],
+        Arc::new(FixedDecide(plans)),
+        Arc::new(move |d: &Decision| sink.write().unwrap().push(d.clone())),
+        ProxyConfig {
+            sniff: SniffConfig {
+                timeout: Duration::from_secs(2),
+                ..SniffConfig::default()
+            },
+            connector: Connector {
+                resolver: Arc::new(FixedResolve(names)),
+                timeout: Duration::from_secs(2),
+            },
+            ..ProxyConfig::default()
+        },
+    )
+    .unwrap();
+    let port = proxy.local_addrs()[0].port();
+    let table = format!("sftest{id}");
+    let mut rules = NftConfig::new(port);
+    rules.table.clone_from(&table);
+    rules.bridges.push(Bridge {
+        interface: br.clone(),
+        subnets: vec![format!("10.237.{x}.0/24").parse().unwrap()],
+    });
+    net.table(&table);
+    nft::apply(&rules).unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let proxy_task = tokio::spawn(proxy.run(async {
+        let _ = stopped.await;
+    }));
+    let to = SocketAddr::new(front, 80);
+    let get = |host: &str| format!("GET /x HTTP/1.1\r\nHost: {host}\r\n\r\n").into_bytes();
+
+    // Control: a second request for the same host (another spelling) on the same connection.
+    let (out, _) = conversation(
+        &c,
+        to,
+        vec![
+            Step::Send(get("www.allowed.test")),
+            Step::Answers(1),
+            Step::Send(get("WWW.Allowed.Test.:80")),
+            Step::Answers(2),
+        ],
+    )
+    .await;
+    assert_eq!(out.matches("200 OK").count(), 2, "{out}");
+    let seen = recorded(&log, 1).await;
+    let mut both = get("www.allowed.test");
+    both.extend_from_slice(&get("WWW.Allowed.Test.:80"));
+    assert_eq!(seen, [both]);
+
+    // Domain fronting: the first request for one host, the second (after the first answer)
+    // for another one behind the same front end. The second never reaches the front end,
+    // and the connection is closed.
+    let (out, closed) = conversation(
+        &c,
+        to,
+        vec![
+            Step::Send(get("www.allowed.test")),
+            Step::Answers(1),
+            Step::Send(get("other.allowed.test")),
+        ],
+    )
+    .await;
+    assert!(closed, "the connection was left open: {out}");
+    assert_eq!(out.matches("200 OK").count(), 1, "{out}");
+    let seen = recorded(&log, 2).await;
+    assert_eq!(seen[1], get("www.allowed.test"));
+
+    // The same after a body the proxy spliced: the body is carried, the next head judged.
+    let mut post =
+        b"POST /up HTTP/1.1\r\nHost: www.allowed.test\r\nContent-Length: 1048576\r\n\r\n".to_vec();
+    let head_len = post.len();
+    post.extend(std::iter::repeat_n(b'x', 1 << 20));
+    let (out, closed) = conversation(
+        &c,
+        to,
+        vec![
+            Step::Send(post.clone()),
+            Step::Answers(1),
+            Step::Send(get("other.allowed.test")),
+        ],
+    )
+    .await;
+    assert!(closed, "{out}");
+    let seen = recorded(&log, 3).await;
+    assert_eq!(seen[2].len(), head_len + (1 << 20));
+    assert!(seen[2] == post, "the front end received other bytes");
+
+    // Pipelined in one write, and requests whose framing could be read two ways or that would
+    // turn the connection into a tunnel: refused before anything is dialled or forwarded.
+    let mut pipelined = get("www.allowed.test");
+    pipelined.extend_from_slice(&get("other.allowed.test"));
+    for bad in [
+        pipelined,
+        b"POST / HTTP/1.1\r\nHost: www.allowed.test\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET / HTTP/1.1\r\nHost: other.allowed.test\r\n\r\n".to_vec(),
+        b"GET / HTTP/1.1\r\nHost: www.allowed.test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n".to_vec(),
+        b"CONNECT other.allowed.test:80 HTTP/1.1\r\nHost: www.allowed.test\r\n\r\n".to_vec(),
+    ] {
+        let (out, closed) = conversation(&c, to, vec![Step::Send(bad.clone())]).await;
+        assert!(closed && out.is_empty(), "{out}");
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let seen = recorded(&log, 3).await;
+    assert_eq!(
+        seen.len(),
+        3,
+        "the front end got connections it should not have"
+    );
+    assert!(seen
+        .iter()
+        .all(|c| !String::from_utf8_lossy(c).contains("other.allowed.test")));
+
+    // The cut is reported as a refused decision naming the host asked for.
+    let seen = decisions.read().unwrap().clone();
+    let cuts: Vec<&Decision> = seen
+        .iter()
+        .filter(|d| d.outcome == Outcome::Refused)
+        .collect();
+    assert_eq!(cuts.len(), 6, "{seen:#?}");
+    assert_eq!(cuts[0].host.as_deref(), Some("other.allowed.test"));
+    assert!(
+        cuts[0]
+            .reason
+            .contains("request 2 on the connection names other.allowed.test")
+            && cuts[0].reason.contains("connection cut"),
+        "{}",
+        cuts[0].reason
+    );
+
+    let _ = stop.send(());
+    let _ = proxy_task.await;
+    nft::remove(&table).unwrap();
     drop(net);
 }

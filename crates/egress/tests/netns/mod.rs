@@ -95,3 +95,25 @@ pub fn in_netns<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'sta
     .join()
     .expect("netns thread")
 }
+
+/// IPv4 forwarding on for as long as this lives, restored to what it was on drop (even when
+/// the test fails). The routed controls need it; whatever ran on the host before may have
+/// left it off.
+pub struct Forwarding(String);
+
+impl Forwarding {
+    const PATH: &'static str = "/proc/sys/net/ipv4/ip_forward";
+
+    /// Turns IPv4 forwarding on.
+    pub fn on() -> Self {
+        let before = std::fs::read_to_string(Self::PATH).expect("read ip_forward");
+        std::fs::write(Self::PATH, "1").expect("write ip_forward");
+        Self(before.trim().to_owned())
+    }
+}
+
+impl Drop for Forwarding {
+    fn drop(&mut self) {
+        let _ = std::fs::write(Self::PATH, &self.0);
+    }
+}
