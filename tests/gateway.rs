@@ -181,6 +181,10 @@ fn main() {
             "containers_reach_only_what_the_pac_allows",
             containers_reach_only_what_the_pac_allows,
         ),
+        (
+            "classic_build_run_steps_reach_only_what_the_pac_allows",
+            classic_build_run_steps_reach_only_what_the_pac_allows,
+        ),
         ("up_refuses_non_root", up_refuses_non_root),
         ("up_starts_and_stops_cleanly", up_starts_and_stops_cleanly),
         (
@@ -3313,6 +3317,114 @@ fn containers_reach_only_what_the_pac_allows(_rig: &Rig) -> Outcome {
     ensure(!tables.stdout.contains(&table), || {
         format!("{table} outlived up: {}", tables.stdout)
     })?;
+    ensure(code == Some(0), || format!("up exited with {code:?}"))
+}
+
+/// Air-gapped builds under `up`: the `RUN` steps of a classic-builder build (DOCKER_BUILDKIT=0)
+/// run in containers on the engine's bridge, so they are held to the same containersProxy PAC
+/// as `docker run`: an allowed server is reached, a PAC-refused one and another port are not.
+/// Judged by the servers' own request logs.
+fn classic_build_run_steps_reach_only_what_the_pac_allows(_rig: &Rig) -> Outcome {
+    let ns = Netns::create("b")?;
+    let forbidden_ip = format!("{}.3", ns.inner.rsplit_once('.').map_or("", |(net, _)| net));
+    let peer = format!("stkpb{}", std::process::id() % 10_000);
+    let done = run_with_timeout(
+        std::process::Command::new("ip").args([
+            "-n",
+            &ns.name,
+            "addr",
+            "add",
+            &format!("{forbidden_ip}/24"),
+            "dev",
+            &peer,
+        ]),
+        None,
+        SHORT,
+    )?;
+    ensure(done.success(), || done.describe())?;
+    let www = scratch_dir("wwwb")?;
+    std::fs::write(www.join("hello.txt"), "hello from outside\n")?;
+    let (_allowed_srv, allowed_log) = netns_httpd(&ns.name, &format!("{}:80", ns.inner), &www)?;
+    let (_forbidden_srv, forbidden_log) =
+        netns_httpd(&ns.name, &format!("{forbidden_ip}:80"), &www)?;
+    let (_other_srv, other_log) = netns_httpd(&ns.name, &format!("{}:8080", ns.inner), &www)?;
+    let pac = format!(
+        "function FindProxyForURL(url, host) {{ if (host == \"{}\") return \"DIRECT\"; return \"PROXY reject.docker.internal:1\"; }}",
+        ns.inner
+    );
+    let mut up = RunningUp::start_with(
+        "upbuild",
+        &[(
+            "containersProxy",
+            serde_json::json!({"locked": true, "mode": "manual", "http": "", "https": "", "exclude": [],
+                "pac": "", "embeddedPac": pac, "transparentPorts": "80,443"}),
+        )],
+    )?;
+    let result = (|| -> Outcome {
+        stockade_test_support::build_test_image(&up.state.join("engine.sock"))?;
+        let cli = Docker::new(&up.state.join("docker.sock")).with_env("DOCKER_BUILDKIT", "0");
+        // One RUN step per fetch (busybox nc, HTTP/1.0), each printing what came back between
+        // markers; `|| true` so a refused fetch does not fail the build.
+        let fetch = |what: &str, ip: &str, port: u16| {
+            format!(
+                "RUN echo {what}-begin; printf 'GET /hello.txt HTTP/1.0\\r\\nHost: {ip}\\r\\n\\r\\n' | nc -w 5 {ip} {port} || true; echo {what}-end\n"
+            )
+        };
+        let ctx = write_context(&format!(
+            "FROM {TEST_IMAGE}\n{}{}{}",
+            fetch("allowed", &ns.inner, 80),
+            fetch("refused", &forbidden_ip, 80),
+            fetch("other", &ns.inner, 8080),
+        ))?;
+        let image = format!("{}:t", unique("airgapbuild"));
+        let built = cli.run(
+            &["build", "--no-cache", "-t", &image, &ctx.to_string_lossy()],
+            None,
+            LONG,
+        );
+        let _ = std::fs::remove_dir_all(&ctx);
+        let _ = Docker::new(&up.state.join("engine.sock")).run(&["rmi", "-f", &image], None, SHORT);
+        let built = built?;
+        ensure(built.success(), || format!("build: {}", built.describe()))?;
+        let between = |what: &str| {
+            let out = &built.stdout;
+            let start = out.find(&format!("{what}-begin\n")).unwrap_or(out.len());
+            let end = out[start..]
+                .find(&format!("{what}-end"))
+                .map_or(out.len(), |e| start + e);
+            out[start..end].to_owned()
+        };
+        ensure(between("allowed").contains("hello from outside"), || {
+            format!(
+                "allowed fetch in a RUN step: {}; up log: {}",
+                built.describe(),
+                stockade_test_support::log_tail(&up.log)
+            )
+        })?;
+        ensure(
+            std::fs::read_to_string(&allowed_log)?.contains("hello.txt"),
+            || "the allowed server did not see the RUN step's request".to_owned(),
+        )?;
+        let refused = between("refused");
+        ensure(
+            !refused.contains("hello from outside") && refused.contains("403"),
+            || format!("PAC-refused fetch in a RUN step: {}", built.describe()),
+        )?;
+        ensure(!between("other").contains("hello from outside"), || {
+            format!("fetch on port 8080 in a RUN step: {}", built.describe())
+        })?;
+        for (what, log) in [("PAC-refused", &forbidden_log), ("port 8080", &other_log)] {
+            let seen = std::fs::read_to_string(log)?;
+            ensure(!seen.contains("hello.txt"), || {
+                format!("the {what} server received a RUN step's request: {seen}")
+            })?;
+        }
+        Ok(())
+    })();
+    let code = up.process.stop();
+    let _ = std::fs::remove_dir_all(&www);
+    drop(ns);
+    result?;
     ensure(code == Some(0), || format!("up exited with {code:?}"))
 }
 
