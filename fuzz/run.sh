@@ -12,7 +12,7 @@ GOPATH=/usr/share/gocode GO111MODULE=off GOCACHE="$(dirname "$oracle")/cache" \
     go build -o "$oracle" ../crates/engine-api/tests/go-oracle
 export STOCKADE_GO_ORACLE="$oracle"
 failed=0
-for target in request_body go_parity route_and_query dockerfile archive policy image_reference; do
+for target in request_body go_parity route_and_query dockerfile archive policy image_reference http_stream; do
     corpus="corpus/$target"
     mkdir -p "$corpus"
     seeds=()
