@@ -447,6 +447,8 @@ fn idle_engine_connections_are_reused(rig: &Rig) -> Outcome {
         })?;
         std::thread::sleep(Duration::from_millis(20));
     }
+    // The gateway writes its log from a writer thread, a little after the request.
+    std::thread::sleep(Duration::from_millis(200));
     let opened = gateway.log().matches("engine connection opened").count();
     drop(gateway);
     let _ = std::fs::remove_dir_all(&dir);
@@ -612,11 +614,12 @@ fn build_buildkit_session(rig: &Rig) -> Outcome {
             .with_env("DOCKER_BUILDKIT", "1"),
         "buildkit",
     );
-    let log = gateway.log();
+    // The gateway writes its log from a writer thread, a little after the request.
+    let through_session = wait_for(|| Ok(gateway.log().contains("build_session")))?;
     drop(gateway);
     let _ = std::fs::remove_dir_all(&dir);
     built?;
-    ensure(log.contains("build_session"), || {
+    ensure(through_session, || {
         "the BuildKit build did not go through the /session route".into()
     })
 }
@@ -1356,7 +1359,9 @@ fn gateway_socket_mode_and_non_root_callers(rig: &Rig) -> Outcome {
         || format!("outsider: {}", outsider.describe()),
     )?;
     let _ = std::fs::remove_dir_all(&config);
-    ensure(rig.gateway.log().contains("uid=1000"), || {
+    // The gateway writes its log from a writer thread, a little after the request.
+    let logged = wait_for(|| Ok(rig.gateway.log().contains("uid=1000")))?;
+    ensure(logged, || {
         "the gateway did not log the caller's uid 1000".into()
     })
 }
@@ -3154,11 +3159,14 @@ fn engine_pulls_reach_only_allowed_registries(_rig: &Rig) -> Outcome {
                 reached.describe()
             )
         })?;
-        let log = std::fs::read_to_string(&up.log)?;
-        ensure(
-            log.contains("engine egress refused") && log.contains(&bad),
-            || "the filter's refusal is not in the log".to_owned(),
-        )
+        // up writes its log from a writer thread, a little after the event.
+        let logged = wait_for(|| {
+            let log = std::fs::read_to_string(&up.log)?;
+            Ok(log.contains("engine egress refused") && log.contains(&bad))
+        })?;
+        ensure(logged, || {
+            "the filter's refusal is not in the log".to_owned()
+        })
     })();
     let code = up.process.stop();
     drop(forbidden);
@@ -3271,15 +3279,18 @@ fn containers_reach_only_what_the_pac_allows(_rig: &Rig) -> Outcome {
                 format!("the {what} server received: {seen}")
             })?;
         }
-        let log = std::fs::read_to_string(&up.log)?;
-        // The refusal is logged with the container the connection came from.
-        let named = log.lines().any(|l| {
-            l.contains("refused")
-                && l.contains("container=")
-                && l.contains(&forbidden_ip)
-                && !l.contains("container=\"-\"")
-                && !l.contains("container=-")
-        });
+        // The refusal is logged with the container the connection came from (up writes its
+        // log from a writer thread, a little after the event).
+        let named = wait_for(|| {
+            let log = std::fs::read_to_string(&up.log)?;
+            Ok(log.lines().any(|l| {
+                l.contains("refused")
+                    && l.contains("container=")
+                    && l.contains(&forbidden_ip)
+                    && !l.contains("container=\"-\"")
+                    && !l.contains("container=-")
+            }))
+        })?;
         ensure(named, || {
             format!(
                 "the proxy's refusal, with its container, is not in up's log: {}",
