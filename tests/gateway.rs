@@ -3197,46 +3197,87 @@ fn netns_httpd(netns: &str, addr: &str, dir: &Path) -> Result<(Spawned, PathBuf)
     Ok((process, log))
 }
 
+/// A test "internet" for the air-gap trials: a namespace with busybox httpd servers on its
+/// address (port 80, allowed by the PAC, and port 8080) and on a second address (port 80,
+/// refused by the PAC), and `up` with containersProxy set to that PAC.
+struct AirGapLab {
+    ns: Netns,
+    /// The second address, whose server the PAC refuses.
+    forbidden_ip: String,
+    allowed_log: PathBuf,
+    forbidden_log: PathBuf,
+    other_log: PathBuf,
+    /// What the servers serve (removed by the trial).
+    www: PathBuf,
+    /// Kept running as long as the lab is.
+    servers: [Spawned; 3],
+    up: RunningUp,
+}
+
+impl AirGapLab {
+    fn start(tag: &str, up_tag: &str) -> Result<Self, Failed> {
+        let ns = Netns::create(tag)?;
+        let forbidden_ip = format!("{}.3", ns.inner.rsplit_once('.').map_or("", |(net, _)| net));
+        let peer = format!("stkp{tag}{}", std::process::id() % 10_000);
+        let done = run_with_timeout(
+            std::process::Command::new("ip").args([
+                "-n",
+                &ns.name,
+                "addr",
+                "add",
+                &format!("{forbidden_ip}/24"),
+                "dev",
+                &peer,
+            ]),
+            None,
+            SHORT,
+        )?;
+        ensure(done.success(), || done.describe())?;
+        let www = scratch_dir(&format!("www{tag}"))?;
+        std::fs::write(www.join("hello.txt"), "hello from outside\n")?;
+        let (allowed, allowed_log) = netns_httpd(&ns.name, &format!("{}:80", ns.inner), &www)?;
+        let (forbidden, forbidden_log) =
+            netns_httpd(&ns.name, &format!("{forbidden_ip}:80"), &www)?;
+        let (other, other_log) = netns_httpd(&ns.name, &format!("{}:8080", ns.inner), &www)?;
+        let pac = format!(
+            "function FindProxyForURL(url, host) {{ if (host == \"{}\") return \"DIRECT\"; return \"PROXY reject.docker.internal:1\"; }}",
+            ns.inner
+        );
+        let up = RunningUp::start_with(
+            up_tag,
+            &[(
+                "containersProxy",
+                serde_json::json!({"locked": true, "mode": "manual", "http": "", "https": "", "exclude": [],
+                    "pac": "", "embeddedPac": pac, "transparentPorts": "80,443"}),
+            )],
+        )?;
+        Ok(Self {
+            ns,
+            forbidden_ip,
+            allowed_log,
+            forbidden_log,
+            other_log,
+            www,
+            servers: [allowed, forbidden, other],
+            up,
+        })
+    }
+}
+
 /// Air-gapped containers under `up`: with containersProxy set to a PAC file, a container's
 /// HTTP goes through Stockade's proxy and reaches only what the PAC allows; other ports go
 /// nowhere. Judged by the servers' own request logs.
 fn containers_reach_only_what_the_pac_allows(_rig: &Rig) -> Outcome {
-    let ns = Netns::create("i")?;
-    // A second address in the "internet" namespace, for a server the PAC refuses.
-    let forbidden_ip = format!("{}.3", ns.inner.rsplit_once('.').map_or("", |(net, _)| net));
-    let peer = format!("stkpi{}", std::process::id() % 10_000);
-    let done = run_with_timeout(
-        std::process::Command::new("ip").args([
-            "-n",
-            &ns.name,
-            "addr",
-            "add",
-            &format!("{forbidden_ip}/24"),
-            "dev",
-            &peer,
-        ]),
-        None,
-        SHORT,
-    )?;
-    ensure(done.success(), || done.describe())?;
-    let www = scratch_dir("www")?;
-    std::fs::write(www.join("hello.txt"), "hello from outside\n")?;
-    let (_allowed_srv, allowed_log) = netns_httpd(&ns.name, &format!("{}:80", ns.inner), &www)?;
-    let (_forbidden_srv, forbidden_log) =
-        netns_httpd(&ns.name, &format!("{forbidden_ip}:80"), &www)?;
-    let (_other_srv, other_log) = netns_httpd(&ns.name, &format!("{}:8080", ns.inner), &www)?;
-    let pac = format!(
-        "function FindProxyForURL(url, host) {{ if (host == \"{}\") return \"DIRECT\"; return \"PROXY reject.docker.internal:1\"; }}",
-        ns.inner
-    );
-    let mut up = RunningUp::start_with(
-        "upgap",
-        &[(
-            "containersProxy",
-            serde_json::json!({"locked": true, "mode": "manual", "http": "", "https": "", "exclude": [],
-                "pac": "", "embeddedPac": pac, "transparentPorts": "80,443"}),
-        )],
-    )?;
+    let AirGapLab {
+        ns,
+        forbidden_ip,
+        allowed_log,
+        forbidden_log,
+        other_log,
+        www,
+        servers: _servers,
+        mut up,
+    } = AirGapLab::start("i", "upgap")?;
     let result = (|| -> Outcome {
         stockade_test_support::build_test_image(&up.state.join("engine.sock"))?;
         let cli = Docker::new(&up.state.join("docker.sock"));
@@ -3336,41 +3377,16 @@ fn containers_reach_only_what_the_pac_allows(_rig: &Rig) -> Outcome {
 /// as `docker run`: an allowed server is reached, a PAC-refused one and another port are not.
 /// Judged by the servers' own request logs.
 fn classic_build_run_steps_reach_only_what_the_pac_allows(_rig: &Rig) -> Outcome {
-    let ns = Netns::create("b")?;
-    let forbidden_ip = format!("{}.3", ns.inner.rsplit_once('.').map_or("", |(net, _)| net));
-    let peer = format!("stkpb{}", std::process::id() % 10_000);
-    let done = run_with_timeout(
-        std::process::Command::new("ip").args([
-            "-n",
-            &ns.name,
-            "addr",
-            "add",
-            &format!("{forbidden_ip}/24"),
-            "dev",
-            &peer,
-        ]),
-        None,
-        SHORT,
-    )?;
-    ensure(done.success(), || done.describe())?;
-    let www = scratch_dir("wwwb")?;
-    std::fs::write(www.join("hello.txt"), "hello from outside\n")?;
-    let (_allowed_srv, allowed_log) = netns_httpd(&ns.name, &format!("{}:80", ns.inner), &www)?;
-    let (_forbidden_srv, forbidden_log) =
-        netns_httpd(&ns.name, &format!("{forbidden_ip}:80"), &www)?;
-    let (_other_srv, other_log) = netns_httpd(&ns.name, &format!("{}:8080", ns.inner), &www)?;
-    let pac = format!(
-        "function FindProxyForURL(url, host) {{ if (host == \"{}\") return \"DIRECT\"; return \"PROXY reject.docker.internal:1\"; }}",
-        ns.inner
-    );
-    let mut up = RunningUp::start_with(
-        "upbuild",
-        &[(
-            "containersProxy",
-            serde_json::json!({"locked": true, "mode": "manual", "http": "", "https": "", "exclude": [],
-                "pac": "", "embeddedPac": pac, "transparentPorts": "80,443"}),
-        )],
-    )?;
+    let AirGapLab {
+        ns,
+        forbidden_ip,
+        allowed_log,
+        forbidden_log,
+        other_log,
+        www,
+        servers: _servers,
+        mut up,
+    } = AirGapLab::start("b", "upbuild")?;
     let result = (|| -> Outcome {
         stockade_test_support::build_test_image(&up.state.join("engine.sock"))?;
         let cli = Docker::new(&up.state.join("docker.sock")).with_env("DOCKER_BUILDKIT", "0");
