@@ -752,17 +752,14 @@ fn docker_cli_files() -> Result<Vec<PathBuf>, Failed> {
 fn reaper_image(rig: &Rig, repo: &str, tag: &str, extra: &str) -> Result<String, Failed> {
     let dir = scratch_dir("reaper")?;
     let rootfs = dir.join("rootfs");
-    for d in [
-        "bin", "tmp", "etc", "proc", "sys", "dev", "var/run", "reaper",
-    ] {
+    stockade_test_support::busybox_rootfs(
+        &rootfs,
+        &[
+            "sh", "nc", "cat", "tr", "echo", "printf", "sleep", "test", "[", "ls", "env",
+        ],
+    )?;
+    for d in ["var/run", "reaper"] {
         std::fs::create_dir_all(rootfs.join(d))?;
-    }
-    std::fs::set_permissions(rootfs.join("tmp"), std::fs::Permissions::from_mode(0o1777))?;
-    std::fs::copy("/bin/busybox", rootfs.join("bin/busybox"))?;
-    for applet in [
-        "sh", "nc", "cat", "tr", "echo", "printf", "sleep", "test", "[", "ls", "env",
-    ] {
-        std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(applet))?;
     }
     let files = docker_cli_files()?;
     let docker_dir = files
@@ -781,33 +778,17 @@ fn reaper_image(rig: &Rig, repo: &str, tag: &str, extra: &str) -> Result<String,
         std::fs::copy(support("reaper").join(script), &target)?;
         std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o755))?;
     }
-    std::fs::write(rootfs.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n")?;
-    let tar = dir.join("rootfs.tar");
-    must_run(
-        "tar of the reaper rootfs",
-        Command::new("tar")
-            .arg("-C")
-            .arg(&rootfs)
-            .arg("-cf")
-            .arg(&tar)
-            .arg("."),
-        LONG,
-    )?;
     let name = format!("{repo}:{tag}");
     let direct = rig.engine_cli();
-    let imported = must(
-        &direct,
+    let imported = stockade_test_support::import_rootfs(
+        &rig.engine.socket(),
+        &rootfs,
         &[
-            "import",
-            "-c",
             &format!("ENV PATH={docker_dir}:/usr/bin:/bin"),
-            "-c",
             "CMD [\"/reaper/reaper.sh\"]",
-            "-c",
             extra,
-            &tar.to_string_lossy(),
-            &name,
         ],
+        &name,
     );
     let _ = std::fs::remove_dir_all(&dir);
     imported?;
@@ -1032,50 +1013,30 @@ fn testcontainers_reaper_mounts_the_socket_by_digest(rig: &Rig) -> Outcome {
 fn full_test_image(rig: &Rig) -> Outcome {
     let dir = scratch_dir("fullimg")?;
     let rootfs = dir.join("rootfs");
-    for d in ["bin", "tmp", "etc", "proc", "sys", "dev", "root"] {
-        std::fs::create_dir_all(rootfs.join(d))?;
-    }
-    std::fs::set_permissions(rootfs.join("tmp"), std::fs::Permissions::from_mode(0o1777))?;
-    std::fs::copy("/bin/busybox", rootfs.join("bin/busybox"))?;
     let list = must_run(
         "busybox --list",
         Command::new("/bin/busybox").arg("--list"),
         SHORT,
     )?;
-    for applet in list.stdout.split_whitespace().filter(|a| *a != "busybox") {
-        std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(applet))?;
-    }
-    std::fs::write(rootfs.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n")?;
+    let applets: Vec<&str> = list
+        .stdout
+        .split_whitespace()
+        .filter(|a| *a != "busybox")
+        .collect();
+    stockade_test_support::busybox_rootfs(&rootfs, &applets)?;
     std::fs::write(rootfs.join("etc/group"), "root:x:0:\n")?;
     std::fs::write(
         rootfs.join("etc/os-release"),
         "NAME=\"Stockade test busybox\"\nID=busybox\nVERSION_ID=1\nPRETTY_NAME=\"Stockade test busybox\"\n",
     )?;
-    let tar = dir.join("rootfs.tar");
-    must_run(
-        "tar of the full test image",
-        Command::new("tar")
-            .arg("-C")
-            .arg(&rootfs)
-            .arg("-cf")
-            .arg(&tar)
-            .arg("."),
-        LONG,
-    )?;
-    let imported = must(
-        &rig.engine_cli(),
-        &[
-            "import",
-            "-c",
-            "ENV PATH=/bin",
-            "-c",
-            "CMD [\"/bin/sh\"]",
-            &tar.to_string_lossy(),
-            FULL_IMAGE,
-        ],
+    let imported = stockade_test_support::import_rootfs(
+        &rig.engine.socket(),
+        &rootfs,
+        &["ENV PATH=/bin", "CMD [\"/bin/sh\"]"],
+        FULL_IMAGE,
     );
     let _ = std::fs::remove_dir_all(&dir);
-    imported.map(|_| ())
+    Ok(imported?)
 }
 
 /// `devcontainer up` of a workspace under $TMP (a shared directory of the default policy) whose

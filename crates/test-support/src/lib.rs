@@ -471,70 +471,90 @@ fn free_port_at(ip: &str) -> Result<u16> {
 pub fn build_test_image(socket: &Path) -> Result<()> {
     let dir = scratch_dir("img")?;
     let rootfs = dir.join("rootfs");
+    busybox_rootfs(
+        &rootfs,
+        &[
+            "sh",
+            "cat",
+            "echo",
+            "true",
+            "false",
+            "sleep",
+            "ls",
+            "id",
+            "head",
+            "yes",
+            "tr",
+            "wc",
+            "md5sum",
+            "sha256sum",
+            "dd",
+            "env",
+            "mkdir",
+            "rm",
+            "touch",
+            "seq",
+            "tty",
+            "stat",
+            "printf",
+            "wget",
+            "nc",
+        ],
+    )?;
+    let imported = import_rootfs(socket, &rootfs, &["CMD [\"/bin/sh\"]"], TEST_IMAGE);
+    let _ = std::fs::remove_dir_all(&dir);
+    imported
+}
+
+/// Lays out a busybox-static root filesystem in `rootfs`: `bin`, `tmp` (1777), `etc`, `proc`,
+/// `sys`, `dev` and `root`, `/bin/busybox` with each of `applets` linked to it, and root in
+/// `/etc/passwd`.
+///
+/// # Errors
+/// [`RigError`] if busybox-static is missing or a file cannot be written.
+pub fn busybox_rootfs(rootfs: &Path, applets: &[&str]) -> Result<()> {
     let bin = rootfs.join("bin");
-    std::fs::create_dir_all(&bin).map_err(io_err(&bin))?;
-    for d in ["tmp", "etc", "proc", "sys", "dev", "root"] {
+    for d in ["bin", "tmp", "etc", "proc", "sys", "dev", "root"] {
         let p = rootfs.join(d);
         std::fs::create_dir_all(&p).map_err(io_err(&p))?;
     }
     std::fs::set_permissions(rootfs.join("tmp"), std::fs::Permissions::from_mode(0o1777))
-        .map_err(io_err(&rootfs))?;
+        .map_err(io_err(rootfs))?;
     let busybox = Path::new("/bin/busybox");
     std::fs::copy(busybox, bin.join("busybox")).map_err(io_err(busybox))?;
-    for applet in [
-        "sh",
-        "cat",
-        "echo",
-        "true",
-        "false",
-        "sleep",
-        "ls",
-        "id",
-        "head",
-        "yes",
-        "tr",
-        "wc",
-        "md5sum",
-        "sha256sum",
-        "dd",
-        "env",
-        "mkdir",
-        "rm",
-        "touch",
-        "seq",
-        "tty",
-        "stat",
-        "printf",
-        "wget",
-        "nc",
-    ] {
+    for applet in applets {
         let link = bin.join(applet);
         std::os::unix::fs::symlink("busybox", &link).map_err(io_err(&link))?;
     }
     std::fs::write(rootfs.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n")
-        .map_err(io_err(&rootfs))?;
-    let tar = dir.join("rootfs.tar");
+        .map_err(io_err(rootfs))
+}
+
+/// Imports the directory `rootfs` as the image `name` on the engine at `socket`, with
+/// `changes` (Dockerfile instructions such as `CMD ["/bin/sh"]`) applied.
+///
+/// # Errors
+/// [`RigError`] if the tar or the import fails.
+pub fn import_rootfs(socket: &Path, rootfs: &Path, changes: &[&str], name: &str) -> Result<()> {
+    let tar = rootfs.with_extension("tar");
     must_run(
         Command::new("tar")
             .arg("-C")
-            .arg(&rootfs)
+            .arg(rootfs)
             .arg("-cf")
             .arg(&tar)
             .arg("."),
         Duration::from_secs(60),
     )?;
-    Docker::new(socket).must(
-        &[
-            "import",
-            "-c",
-            "CMD [\"/bin/sh\"]",
-            &tar.to_string_lossy(),
-            TEST_IMAGE,
-        ],
-        Duration::from_secs(120),
-    )?;
-    let _ = std::fs::remove_dir_all(&dir);
-    Ok(())
+    let tar_path = tar.to_string_lossy().into_owned();
+    let mut args = vec!["import"];
+    for change in changes {
+        args.extend(["-c", change]);
+    }
+    args.extend([tar_path.as_str(), name]);
+    let imported = Docker::new(socket).must(&args, Duration::from_secs(120));
+    let _ = std::fs::remove_file(&tar);
+    imported.map(|_| ())
 }
 
 /// The stock docker CLI pointed at one socket, with a private config directory.
