@@ -253,6 +253,13 @@ async fn serve_container(
                 continue;
             }
         }
+        let stream = match crate::stream::Stream::from_tokio(stream) {
+            Ok(stream) => stream,
+            Err(e) => {
+                tracing::warn!(container = id, error = %e, "container socket connection lost");
+                continue;
+            }
+        };
         next_id += 1;
         let config = Arc::clone(config);
         let pool = Arc::clone(pool);

@@ -9,7 +9,8 @@
 //! one place ([`respond`]).
 //!
 //! The caller's identity is the peer's uid from `SO_PEERCRED`, known before the first request.
-#![forbid(unsafe_code)]
+// `unsafe` only in `sys` (one read into uninitialised memory), which allows it.
+#![deny(unsafe_code)]
 
 mod container_socket;
 mod freeze;
@@ -17,6 +18,8 @@ mod listener;
 mod proxy;
 pub mod respond;
 mod spool;
+mod stream;
+mod sys;
 
 use std::future::Future;
 use std::io;
@@ -165,7 +168,8 @@ impl GatewayConfig {
 /// open connection and removes the socket.
 ///
 /// # Errors
-/// [`GatewayError::Accept`] when the listening socket fails for good.
+/// [`GatewayError::Accept`] when the listening socket fails for good, [`GatewayError::Listen`]
+/// when it cannot be registered with the runtime.
 pub async fn serve(
     listener: GatewayListener,
     config: GatewayConfig,
@@ -195,6 +199,10 @@ pub async fn serve(
         config.idle_engine_connections,
         sockets.clone(),
     ));
+    let acceptor = listener.acceptor().map_err(|source| GatewayError::Listen {
+        path: listener.path().to_owned(),
+        source,
+    })?;
     let mut connections = tokio::task::JoinSet::new();
     let _socket_jobs = match (socket_jobs, &sockets) {
         (Some(jobs), Some(registry)) => {
@@ -233,7 +241,7 @@ pub async fn serve(
         };
         let stream = tokio::select! {
             () = &mut shutdown => break,
-            accepted = listener.accept() => match accepted {
+            accepted = acceptor.accept() => match accepted {
                 Ok(stream) => stream,
                 Err(e) if transient_accept_error(&e) => {
                     tracing::warn!(error = %e, "accept failed, retrying");

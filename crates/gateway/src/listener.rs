@@ -1,11 +1,15 @@
 //! The users' socket: created with its final mode and group before it becomes visible, removed on
 //! drop.
 
+use crate::stream::Stream;
 use crate::GatewayError;
 use std::io;
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
-use tokio::net::{UnixListener, UnixStream};
+use tokio::io::unix::AsyncFd;
+use tokio::io::Interest;
 
 /// Who may connect to the gateway socket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,6 +23,8 @@ pub struct SocketOwnership {
 /// A bound gateway socket. Dropping it removes the socket file if it is still the one bound here.
 #[derive(Debug)]
 pub struct GatewayListener {
+    /// Non-blocking; registered with a runtime by [`GatewayListener::acceptor`], in the runtime
+    /// that serves it.
     listener: UnixListener,
     path: PathBuf,
     inode: u64,
@@ -64,6 +70,7 @@ impl GatewayListener {
         nix::sys::stat::umask(previous);
         let listener = bound.map_err(listen_err)?;
         let setup = || -> io::Result<u64> {
+            listener.set_nonblocking(true)?;
             std::os::unix::fs::chown(path, None, Some(ownership.gid))?;
             std::fs::set_permissions(path, std::fs::Permissions::from_mode(ownership.mode))?;
             Ok(std::fs::symlink_metadata(path)?.ino())
@@ -87,8 +94,39 @@ impl GatewayListener {
         &self.path
     }
 
-    pub(crate) async fn accept(&self) -> io::Result<UnixStream> {
-        self.listener.accept().await.map(|(stream, _)| stream)
+    /// Registers the socket with the current runtime, for read readiness (a connection
+    /// waiting) only.
+    pub(crate) fn acceptor(&self) -> io::Result<Acceptor> {
+        let duplicate = self.listener.as_fd().try_clone_to_owned()?;
+        Ok(Acceptor(crate::sys::register(
+            duplicate,
+            Interest::READABLE,
+        )?))
+    }
+}
+
+/// The listening socket as registered with the runtime that serves it.
+pub(crate) struct Acceptor(AsyncFd<OwnedFd>);
+
+impl Acceptor {
+    /// The next connection, non-blocking and registered with the runtime (see [`Stream`]).
+    pub(crate) async fn accept(&self) -> io::Result<Stream> {
+        loop {
+            let mut ready = self.0.readable().await?;
+            match ready.try_io(|listener| {
+                Ok(rustix::net::accept_with(
+                    listener.get_ref(),
+                    rustix::net::SocketFlags::NONBLOCK | rustix::net::SocketFlags::CLOEXEC,
+                )?)
+            }) {
+                Ok(accepted) => {
+                    return Stream::from_nonblocking(std::os::unix::net::UnixStream::from(
+                        accepted?,
+                    ))
+                }
+                Err(_would_block) => continue,
+            }
+        }
     }
 }
 

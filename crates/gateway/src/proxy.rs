@@ -3,6 +3,7 @@
 
 use crate::respond::{Body, BoxError, Refusal};
 use crate::spool::{FileBody, SpoolError};
+use crate::stream::Stream;
 use crate::GatewayConfig;
 use http::{header, HeaderMap, Request, Response, StatusCode, Version};
 use http_body_util::{BodyExt, Either, Full, Limited};
@@ -15,7 +16,6 @@ use std::sync::Arc;
 use std::time::Instant;
 use stockade_engine_api::{check_content_type, BodyKind, Hijack, Query, Route};
 use stockade_policy::rules::ImageLookup;
-use tokio::net::UnixStream;
 use tokio::sync::Mutex;
 use tokio::task::AbortHandle;
 
@@ -116,7 +116,7 @@ impl Drop for Connection {
 }
 
 pub(crate) async fn serve_connection(
-    stream: UnixStream,
+    stream: Stream,
     config: Arc<GatewayConfig>,
     pool: Arc<Pool>,
     id: u64,
@@ -128,14 +128,14 @@ pub(crate) async fn serve_connection(
             // A container socket: the caller is the container, acting for its owner.
             Some((owner, container)) => Peer {
                 uid: owner,
-                gid: cred.gid(),
-                pid: cred.pid(),
+                gid: cred.gid,
+                pid: Some(cred.pid),
                 container: Some(container),
             },
             None => Peer {
-                uid: cred.uid(),
-                gid: cred.gid(),
-                pid: cred.pid(),
+                uid: cred.uid,
+                gid: cred.gid,
+                pid: Some(cred.pid),
                 container: None,
             },
         },
@@ -1064,9 +1064,7 @@ impl Connection {
                 engine.display()
             ))
         };
-        let stream = UnixStream::connect(engine)
-            .await
-            .map_err(|e| unavailable(&e))?;
+        let stream = Stream::connect(engine).await.map_err(|e| unavailable(&e))?;
         let (sender, conn) = hyper::client::conn::http1::Builder::new()
             .max_buf_size(self.config.max_head_bytes)
             .handshake::<_, EngineBody>(TokioIo::new(stream))
