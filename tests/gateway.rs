@@ -63,6 +63,10 @@ fn main() {
             idle_engine_connections_are_reused,
         ),
         ("cp_in_and_out_keeps_content", cp_in_and_out_keeps_content),
+        (
+            "copy_in_progress_holds_the_container_still",
+            copy_in_progress_holds_the_container_still,
+        ),
         ("build_classic", build_classic),
         ("build_buildkit_session", build_buildkit_session),
         (
@@ -534,6 +538,191 @@ fn cp_in_and_out_keeps_content(rig: &Rig) -> Outcome {
         })
     })();
     remove(rig, &name);
+    result
+}
+
+/// A tar archive holding one file, made by `tar` from a scratch directory.
+fn one_file_tar(dir: &Path, name: &str, content: &[u8]) -> Result<Vec<u8>, Failed> {
+    let tree = dir.join("tree");
+    std::fs::create_dir_all(&tree)?;
+    std::fs::write(tree.join(name), content)?;
+    let out = std::process::Command::new("tar")
+        .arg("-C")
+        .arg(&tree)
+        .args(["-cf", "-", name])
+        .output()?;
+    ensure(out.status.success(), || "tar failed".to_owned())?;
+    Ok(out.stdout)
+}
+
+fn engine_state(rig: &Rig, name: &str) -> Result<String, Failed> {
+    Ok(must(
+        &rig.engine_cli(),
+        &["inspect", "-f", "{{.State.Status}}", name],
+    )?
+    .trim()
+    .to_owned())
+}
+
+/// Starts a copy into `name` whose archive is sent only as far as `first`: the copy stays in
+/// progress until [`finish_held`].
+fn open_held(
+    rig: &Rig,
+    name: &str,
+    first: &[u8],
+) -> Result<std::os::unix::net::UnixStream, Failed> {
+    use std::io::Write;
+    let mut held = std::os::unix::net::UnixStream::connect(rig.gateway.socket())?;
+    held.set_read_timeout(Some(Duration::from_secs(60)))?;
+    write!(
+        held,
+        "PUT /containers/{name}/archive?path=/tmp HTTP/1.1\r\nHost: docker\r\nContent-Type: application/x-tar\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n",
+        first.len()
+    )?;
+    held.write_all(first)?;
+    held.write_all(b"\r\n")?;
+    Ok(held)
+}
+
+/// Sends the rest of a held copy's archive; the engine must answer 200.
+fn finish_held(mut held: std::os::unix::net::UnixStream, rest: &[u8]) -> Outcome {
+    use std::io::{Read, Write};
+    write!(held, "{:x}\r\n", rest.len())?;
+    held.write_all(rest)?;
+    held.write_all(b"\r\n0\r\n\r\n")?;
+    let mut answer = [0u8; 12];
+    held.read_exact(&mut answer)?;
+    ensure(&answer == b"HTTP/1.1 200", || {
+        format!("a held copy's answer: {}", String::from_utf8_lossy(&answer))
+    })
+}
+
+/// Whether the kernel has the container's processes frozen, read from its freezer cgroup on the
+/// host (cgroup v1: `freezer.state` is `FROZEN`; v2: `frozen 1` in `cgroup.events`), not asked
+/// of the engine, which holds the container's lock (and keeps inspect waiting) while a copy runs.
+fn frozen(pid: &str) -> Result<bool, Failed> {
+    let cgroups = std::fs::read_to_string(format!("/proc/{pid}/cgroup"))?;
+    if let Some(path) = cgroups.lines().find_map(|l| {
+        let (_, rest) = l.split_once(':')?;
+        rest.strip_prefix("freezer:")
+    }) {
+        let state = std::fs::read_to_string(format!("/sys/fs/cgroup/freezer{path}/freezer.state"))?;
+        return Ok(state.trim() == "FROZEN");
+    }
+    let path = cgroups
+        .lines()
+        .find_map(|l| l.strip_prefix("0::"))
+        .ok_or_else(|| format!("no freezer cgroup for pid {pid}: {cgroups}"))?;
+    let events = std::fs::read_to_string(format!("/sys/fs/cgroup{path}/cgroup.events"))?;
+    Ok(events.lines().any(|l| l == "frozen 1"))
+}
+
+/// CVE-2018-15664 is a race against the copy, so the container must stay still for as long as
+/// any copy of it is in progress, not only while the copy that paused it runs. Two copies are
+/// held open here (each archive sent in two parts, the second only later). The second starts
+/// while the first has the container paused; the engine runs it once the first is done, and
+/// the container must be frozen then too (before the holds, the second copy took the pause
+/// it found for its own, and the first copy's unpause could come in under it), even with an
+/// unpause through the gateway queued behind the first copy. Judged on the
+/// host's cgroup freezer, then on the engine: pauses and unpauses in pairs, both files there,
+/// the container running.
+fn copy_in_progress_holds_the_container_still(rig: &Rig) -> Outcome {
+    let running = sleeper(rig, "hold")?;
+    let result = (|| -> Outcome {
+        let dir = scratch_dir("hold")?;
+        let pid = must(
+            &rig.engine_cli(),
+            &["inspect", "-f", "{{.State.Pid}}", &running],
+        )?;
+        let pid = pid.trim().to_owned();
+        ensure(!frozen(&pid)?, || "frozen before any copy".to_owned())?;
+        let first_archive = one_file_tar(&dir.join("a"), "first.txt", b"first copy")?;
+        let second_archive = one_file_tar(&dir.join("b"), "second.txt", b"second copy")?;
+        let (a_head, a_rest) = first_archive.split_at(512);
+        let (b_head, b_rest) = second_archive.split_at(512);
+
+        let first = open_held(rig, &running, a_head)?;
+        ensure(wait_for(|| frozen(&pid))?, || {
+            "not frozen during the first copy".to_owned()
+        })?;
+        let second = open_held(rig, &running, b_head)?;
+        // Let the second reach the gateway (it waits there for the engine to see the container).
+        std::thread::sleep(Duration::from_millis(500));
+        // The attack: an unpause sent now waits for the engine's container lock (the first
+        // copy has it) and would run between the two copies.
+        let unpause = {
+            let cli = rig.cli();
+            let name = running.clone();
+            std::thread::spawn(move || cli.run(&["unpause", &name], None, SHORT))
+        };
+        std::thread::sleep(Duration::from_millis(500));
+        finish_held(first, a_rest)?;
+        // The engine now runs the second copy, which waits for the rest of its archive.
+        std::thread::sleep(Duration::from_millis(1000));
+        ensure(frozen(&pid)?, || {
+            "the container ran again while the second copy was still in progress".to_owned()
+        })?;
+        finish_held(second, b_rest)?;
+        // Refused while a copy held the container; let through only if it came between the two
+        // holds (after the first copy's own unpause: then it finds nothing to unpause, or the
+        // check above shows it harmless).
+        let unpaused = unpause
+            .join()
+            .map_err(|_| "the unpause thread panicked")??;
+        ensure(
+            unpaused.success()
+                || unpaused
+                    .stderr
+                    .contains("copy into or out of this container")
+                || unpaused.stderr.contains("is not paused"),
+            || format!("the unpause during the copies: {}", unpaused.describe()),
+        )?;
+        ensure(wait_for(|| Ok(!frozen(&pid)?))?, || {
+            "still frozen after both copies".to_owned()
+        })?;
+        let state = engine_state(rig, &running)?;
+        ensure(state == "running", || format!("after the copies: {state}"))?;
+        // Paused once for both, or once each (when the second reached the engine only after
+        // the first was released): never a copy with the container running, and it runs after.
+        let mut pauses = Vec::new();
+        let settled =
+            wait_for(|| {
+                let events = must(
+                    &rig.engine_cli(),
+                    &[
+                        "events",
+                        "--since",
+                        "2m",
+                        "--until",
+                        "0s",
+                        "--filter",
+                        &format!("container={running}"),
+                        "--format",
+                        "{{.Action}}",
+                    ],
+                )?;
+                pauses = events
+                    .lines()
+                    .filter(|a| a.contains("pause"))
+                    .map(str::to_owned)
+                    .collect();
+                Ok(pauses == ["pause", "unpause"]
+                    || pauses == ["pause", "unpause", "pause", "unpause"])
+            })?;
+        ensure(settled, || {
+            format!("pause events around the two copies: {pauses:?}")
+        })?;
+        for (file, content) in [("first.txt", "first copy"), ("second.txt", "second copy")] {
+            let copied = must(
+                &rig.engine_cli(),
+                &["exec", &running, "cat", &format!("/tmp/{file}")],
+            )?;
+            ensure(copied == content, || format!("{file}: {copied:?}"))?;
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+        Ok(())
+    })();
+    remove(rig, &running);
     result
 }
 

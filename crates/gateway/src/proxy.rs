@@ -62,6 +62,8 @@ pub(crate) struct Pool {
     capacity: usize,
     /// The per-container sockets, when the gateway serves Docker socket mounts.
     pub(crate) sockets: Option<Arc<crate::container_socket::Registry>>,
+    /// The containers held still for copies in progress.
+    holds: Arc<crate::freeze::Holds>,
 }
 
 impl Pool {
@@ -70,6 +72,7 @@ impl Pool {
         sockets: Option<Arc<crate::container_socket::Registry>>,
     ) -> Self {
         Self {
+            holds: Arc::default(),
             settings: std::sync::RwLock::new(std::collections::HashMap::new()),
             idle: Mutex::new(Vec::with_capacity(capacity)),
             capacity,
@@ -297,7 +300,7 @@ impl Connection {
         let frozen = match &route.operation {
             stockade_engine_api::Operation::ContainerArchivePut { id }
             | stockade_engine_api::Operation::ContainerArchiveGet { id } => {
-                match crate::freeze::freeze(&self.config.engine, id).await {
+                match crate::freeze::freeze(&self.config.engine, id, &self.pool.holds).await {
                     Ok(frozen) => frozen,
                     Err(e) => {
                         let refusal = Refusal::Denied(format!(
@@ -308,6 +311,28 @@ impl Connection {
                             .await;
                     }
                 }
+            }
+            // What would set a held container's processes running waits for the copies.
+            stockade_engine_api::Operation::ContainerStart { id }
+            | stockade_engine_api::Operation::ContainerStop { id }
+            | stockade_engine_api::Operation::ContainerRestart { id }
+            | stockade_engine_api::Operation::ContainerKill { id }
+            | stockade_engine_api::Operation::ContainerUnpause { id } => {
+                let refusal = match crate::freeze::held(&self.config.engine, id, &self.pool.holds).await {
+                    Ok(None) => None,
+                    Ok(Some(_)) => Some(Refusal::Denied(
+                        "enhanced container isolation: a copy into or out of this container (docker cp) is in progress, and until it ends the container is held as it is (CVE-2018-15664); try again when the copy has finished".to_owned(),
+                    )),
+                    Err(e) => Some(Refusal::Denied(format!(
+                        "enhanced container isolation: cannot tell whether a copy into or out of this container is in progress ({e}); try again"
+                    ))),
+                };
+                if let Some(refusal) = refusal {
+                    return self
+                        .refuse(&method, &path, operation, started, refusal, req, true)
+                        .await;
+                }
+                None
             }
             _ => None,
         };
