@@ -28,7 +28,11 @@ use std::task::{Context, Poll};
 /// taken for its pause and unpause, so that no copy of that container can see a pause that is
 /// about to be undone; copies of other containers do not wait for it.
 #[derive(Debug, Default)]
-pub(crate) struct Holds(RwLock<HashMap<String, Arc<tokio::sync::Mutex<Hold>>>>);
+pub(crate) struct Holds {
+    map: RwLock<HashMap<String, Arc<tokio::sync::Mutex<Hold>>>>,
+    /// How many holds have been released: a state read before a release may be stale.
+    releases: std::sync::atomic::AtomicU64,
+}
 
 #[derive(Debug)]
 struct Hold {
@@ -42,7 +46,7 @@ struct Hold {
 impl Holds {
     fn entry(&self, id: &str) -> Arc<tokio::sync::Mutex<Hold>> {
         let mut map = self
-            .0
+            .map
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         Arc::clone(map.entry(id.to_owned()).or_insert_with(|| {
@@ -55,21 +59,21 @@ impl Holds {
     }
 
     fn contains(&self, id: &str) -> bool {
-        self.0
+        self.map
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .contains_key(id)
     }
 
     fn is_empty(&self) -> bool {
-        self.0
+        self.map
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .is_empty()
     }
 
     fn remove(&self, id: &str) {
-        self.0
+        self.map
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .remove(id);
@@ -101,6 +105,9 @@ impl Drop for Frozen {
             }
             hold.live = false;
             holds.remove(&id);
+            holds
+                .releases
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             if !hold.paused_here {
                 return;
             }
@@ -158,8 +165,10 @@ pub(crate) async fn freeze(
     if !valid_reference(id) {
         return Ok(None);
     }
-    // The full ID first (it names the hold); then the state again under the hold's lock.
-    let Some((full, _, _)) = state(engine, id).await? else {
+    // The full ID first (it names the hold); the state again under the hold's lock if a hold
+    // was released since (its unpause may have come after this look).
+    let releases = holds.releases.load(std::sync::atomic::Ordering::SeqCst);
+    let Some((full, running, paused)) = state(engine, id).await? else {
         return Ok(None);
     };
     loop {
@@ -170,11 +179,19 @@ pub(crate) async fn freeze(
             continue;
         }
         if hold.copies == 0 {
-            let Some((_, running, paused)) = state(engine, &full).await? else {
-                hold.live = false;
-                holds.remove(&full);
-                return Ok(None);
-            };
+            let (running, paused) =
+                if holds.releases.load(std::sync::atomic::Ordering::SeqCst) == releases {
+                    (running, paused)
+                } else {
+                    match state(engine, &full).await? {
+                        Some((_, running, paused)) => (running, paused),
+                        None => {
+                            hold.live = false;
+                            holds.remove(&full);
+                            return Ok(None);
+                        }
+                    }
+                };
             if running && !paused {
                 let (status, body) = engine_call(
                     engine,
