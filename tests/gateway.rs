@@ -505,25 +505,7 @@ fn cp_in_and_out_keeps_content(rig: &Rig) -> Outcome {
         // (the unpause follows the end of the answer).
         let mut actions = Vec::new();
         let settled = wait_for(|| {
-            let events = must(
-                &rig.engine_cli(),
-                &[
-                    "events",
-                    "--since",
-                    "2m",
-                    "--until",
-                    "0s",
-                    "--filter",
-                    &format!("container={name}"),
-                    "--format",
-                    "{{.Action}}",
-                ],
-            )?;
-            actions = events
-                .lines()
-                .filter(|a| a.contains("pause"))
-                .map(str::to_owned)
-                .collect();
+            actions = pause_events(rig, &name)?;
             Ok(actions == ["pause", "unpause", "pause", "unpause"])
         })?;
         ensure(settled, || {
@@ -539,6 +521,29 @@ fn cp_in_and_out_keeps_content(rig: &Rig) -> Outcome {
     })();
     remove(rig, &name);
     result
+}
+
+/// The pause and unpause events of container `name` in the last two minutes, in order.
+fn pause_events(rig: &Rig, name: &str) -> Result<Vec<String>, Failed> {
+    let events = must(
+        &rig.engine_cli(),
+        &[
+            "events",
+            "--since",
+            "2m",
+            "--until",
+            "0s",
+            "--filter",
+            &format!("container={name}"),
+            "--format",
+            "{{.Action}}",
+        ],
+    )?;
+    Ok(events
+        .lines()
+        .filter(|a| a.contains("pause"))
+        .map(str::to_owned)
+        .collect())
 }
 
 /// A tar archive holding one file, made by `tar` from a scratch directory.
@@ -687,25 +692,7 @@ fn copy_in_progress_holds_the_container_still(rig: &Rig) -> Outcome {
         let mut pauses = Vec::new();
         let settled =
             wait_for(|| {
-                let events = must(
-                    &rig.engine_cli(),
-                    &[
-                        "events",
-                        "--since",
-                        "2m",
-                        "--until",
-                        "0s",
-                        "--filter",
-                        &format!("container={running}"),
-                        "--format",
-                        "{{.Action}}",
-                    ],
-                )?;
-                pauses = events
-                    .lines()
-                    .filter(|a| a.contains("pause"))
-                    .map(str::to_owned)
-                    .collect();
+                pauses = pause_events(rig, &running)?;
                 Ok(pauses == ["pause", "unpause"]
                     || pauses == ["pause", "unpause", "pause", "unpause"])
             })?;
