@@ -113,17 +113,8 @@ impl Acceptor {
     pub(crate) async fn accept(&self) -> io::Result<Stream> {
         loop {
             let mut ready = self.0.readable().await?;
-            match ready.try_io(|listener| {
-                Ok(rustix::net::accept_with(
-                    listener.get_ref(),
-                    rustix::net::SocketFlags::NONBLOCK | rustix::net::SocketFlags::CLOEXEC,
-                )?)
-            }) {
-                Ok(accepted) => {
-                    return Stream::from_nonblocking(std::os::unix::net::UnixStream::from(
-                        accepted?,
-                    ))
-                }
+            match ready.try_io(|listener| crate::sys::accept(listener.get_ref().as_fd())) {
+                Ok(accepted) => return Stream::from_nonblocking(accepted?),
                 Err(_would_block) => continue,
             }
         }

@@ -55,12 +55,8 @@ impl Stream {
 
     /// Who is on the other end.
     pub(crate) fn peer_cred(&self) -> io::Result<PeerCred> {
-        let cred = rustix::net::sockopt::socket_peercred(self.socket.get_ref())?;
-        Ok(PeerCred {
-            uid: cred.uid.as_raw(),
-            gid: cred.gid.as_raw(),
-            pid: cred.pid.as_raw_nonzero().get(),
-        })
+        let (uid, gid, pid) = crate::sys::peer_cred(self.socket.get_ref().as_fd())?;
+        Ok(PeerCred { uid, gid, pid })
     }
 
     /// Runs `write` (one non-blocking system call); when it would block, waits for write
@@ -134,13 +130,8 @@ impl AsyncWrite for Stream {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        self.get_mut().poll_write_with(cx, buf.len(), |fd| {
-            Ok(rustix::net::send(
-                fd,
-                buf,
-                rustix::net::SendFlags::NOSIGNAL,
-            )?)
-        })
+        self.get_mut()
+            .poll_write_with(cx, buf.len(), |fd| crate::sys::send(fd, buf))
     }
 
     fn poll_write_vectored(
@@ -149,14 +140,8 @@ impl AsyncWrite for Stream {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let len = bufs.iter().map(|b| b.len()).sum();
-        self.get_mut().poll_write_with(cx, len, |fd| {
-            Ok(rustix::net::sendmsg(
-                fd,
-                bufs,
-                &mut rustix::net::SendAncillaryBuffer::default(),
-                rustix::net::SendFlags::NOSIGNAL,
-            )?)
-        })
+        self.get_mut()
+            .poll_write_with(cx, len, |fd| crate::sys::send_vectored(fd, bufs))
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -168,10 +153,7 @@ impl AsyncWrite for Stream {
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(
-            rustix::net::shutdown(self.socket.get_ref(), rustix::net::Shutdown::Write)
-                .map_err(io::Error::from),
-        )
+        Poll::Ready(crate::sys::shut_write(self.socket.get_ref().as_fd()))
     }
 }
 
