@@ -5,6 +5,7 @@
 
 mod commands;
 mod failure;
+mod log_format;
 mod log_writer;
 mod notify;
 
@@ -109,12 +110,18 @@ fn init_logging() -> Option<log_writer::Guard> {
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     match log_writer::start() {
         Ok((lines, guard)) => {
-            tracing_subscriber::fmt()
+            let builder = tracing_subscriber::fmt()
                 .with_env_filter(filter)
                 .with_writer(move || lines.clone())
                 .with_ansi(ansi)
-                .with_target(false)
-                .init();
+                .with_target(false);
+            // A terminal gets tracing's coloured format; a file or a pipe the same text,
+            // written faster and with every value escaped (see `log_format`).
+            if ansi {
+                builder.init();
+            } else {
+                builder.event_format(log_format::Plain).init();
+            }
             Some(guard)
         }
         // Without a thread to spare, lines are written where they are logged.
