@@ -63,35 +63,15 @@ fn timestamp(writer: &mut impl fmt::Write, now: SystemTime) -> fmt::Result {
     SECOND.with(|cached| {
         let mut cached = cached.borrow_mut();
         if cached.0 != secs {
-            let (date, time) = (secs / 86_400, secs % 86_400);
-            let (year, month, day) = civil_from_days(date);
-            cached.1.clear();
-            write!(
-                cached.1,
-                "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}",
-                time / 3600,
-                time / 60 % 60,
-                time % 60
-            )?;
+            // The audit log's RFC 3339 formatter, to the second (it adds milliseconds).
+            let mut text = stockade_audit::format_time(secs.saturating_mul(1_000_000_000));
+            text.truncate(19);
+            cached.1 = text;
             cached.0 = secs;
         }
         writer.write_str(&cached.1)
     })?;
     write!(writer, ".{:06}Z", since.subsec_micros())
-}
-
-/// The proleptic Gregorian date of a day count since 1970-01-01 (Howard Hinnant's algorithm).
-fn civil_from_days(days: u64) -> (u64, u64, u64) {
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z % 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + u64::from(month <= 2);
-    (year, month, day)
 }
 
 /// Writes an event's message, then ` name=value` for each other field.
