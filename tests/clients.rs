@@ -13,7 +13,7 @@
 //! whose client is missing fails saying so. Overrides: `STOCKADE_TEST_CLIENTS` (the prefix),
 //! `STOCKADE_TEST_PYTHON`, `STOCKADE_DOCKER_COMPOSE`, `STOCKADE_DEVCONTAINER`.
 
-use libtest_mimic::{Arguments, Failed, Trial};
+use libtest_mimic::Failed;
 use nix::sys::signal::{killpg, Signal};
 use nix::sys::wait::{waitid, Id, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
@@ -22,9 +22,9 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
-use stockade_test_support::{scratch_dir, unique, Docker, Gateway, Rig, TEST_IMAGE};
+use stockade_test_support::trials::{ensure, must, Outcome};
+use stockade_test_support::{scratch_dir, unique, Gateway, Rig, TEST_IMAGE};
 
 const STOCKADE: &str = env!("CARGO_BIN_EXE_stockade");
 /// Scripts, compose files, devcontainer.json and reaper image files of these trials.
@@ -39,61 +39,28 @@ const FULL_IMAGE: &str = "stockade-test/busybox-full:latest";
 /// The ECI wording every gateway refusal starts with.
 const ECI: &str = "enhanced container isolation";
 
-type Outcome = Result<(), Failed>;
-type TrialFn = fn(&Rig) -> Outcome;
-
-#[allow(clippy::print_stderr)] // the harness reports setup failures itself
 fn main() {
-    let mut args = Arguments::from_args();
-    if args.test_threads.is_none() {
-        args.test_threads = Some(1);
-    }
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("the client tests start dockerd and need root: run them with sudo");
-        std::process::exit(1);
-    }
-    let rig = match Rig::start(Path::new(STOCKADE)) {
-        Ok(rig) => Arc::new(rig),
-        Err(e) => {
-            eprintln!("cannot set up the test rig: {e}");
-            std::process::exit(1);
-        }
-    };
-    let trials: Vec<(&str, TrialFn)> = vec![
-        ("compose_project_lifecycle", compose_project_lifecycle),
-        (
-            "compose_privileged_service_is_refused",
-            compose_privileged_service_is_refused,
-        ),
-        ("docker_py_everyday_calls", docker_py_everyday_calls),
-        (
-            "testcontainers_without_reaper",
-            testcontainers_without_reaper,
-        ),
-        (
-            "testcontainers_reaper_mounts_the_socket_by_digest",
-            testcontainers_reaper_mounts_the_socket_by_digest,
-        ),
-        ("devcontainer_up_and_exec", devcontainer_up_and_exec),
-    ];
-    let trials = trials
-        .into_iter()
-        .map(|(name, f)| {
-            let rig = Arc::clone(&rig);
-            Trial::test(name, move || f(&rig))
-        })
-        .collect();
-    let conclusion = libtest_mimic::run(&args, trials);
-    drop(rig);
-    conclusion.exit();
-}
-
-fn ensure(condition: bool, message: impl FnOnce() -> String) -> Outcome {
-    if condition {
-        Ok(())
-    } else {
-        Err(message().into())
-    }
+    stockade_test_support::trials::run(
+        "client",
+        Path::new(STOCKADE),
+        vec![
+            ("compose_project_lifecycle", compose_project_lifecycle),
+            (
+                "compose_privileged_service_is_refused",
+                compose_privileged_service_is_refused,
+            ),
+            ("docker_py_everyday_calls", docker_py_everyday_calls),
+            (
+                "testcontainers_without_reaper",
+                testcontainers_without_reaper,
+            ),
+            (
+                "testcontainers_reaper_mounts_the_socket_by_digest",
+                testcontainers_reaper_mounts_the_socket_by_digest,
+            ),
+            ("devcontainer_up_and_exec", devcontainer_up_and_exec),
+        ],
+    );
 }
 
 fn support(path: &str) -> PathBuf {
@@ -330,14 +297,6 @@ fn str_at<'a>(value: &'a serde_json::Value, key: &str) -> &'a str {
 
 // ---------------------------------------------------------------------------------------------
 // Looking at the engine directly.
-
-fn must(docker: &Docker, args: &[&str]) -> Result<String, Failed> {
-    let done = docker.run(args, None, LONG)?;
-    ensure(done.success(), || {
-        format!("docker {args:?}: {}", done.describe())
-    })?;
-    Ok(done.stdout)
-}
 
 /// Every container on the engine (name, privileged), read on the engine socket.
 fn engine_containers(rig: &Rig) -> Result<Vec<(String, bool)>, Failed> {

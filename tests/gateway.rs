@@ -4,11 +4,11 @@
 //!
 //! Security trials check the effect on the engine itself, not only the status code.
 
-use libtest_mimic::{Arguments, Failed, Trial};
+use libtest_mimic::Failed;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
+use stockade_test_support::trials::{ensure, must, Outcome};
 use stockade_test_support::{
     http, run_with_timeout, scratch_dir, unique, Docker, EngineOptions, Gateway, Rig, Spawned,
     TestEngine, TEST_IMAGE,
@@ -18,210 +18,169 @@ const STOCKADE: &str = env!("CARGO_BIN_EXE_stockade");
 const SHORT: Duration = Duration::from_secs(60);
 const LONG: Duration = Duration::from_secs(240);
 
-type Outcome = Result<(), Failed>;
-type TrialFn = fn(&Rig) -> Outcome;
-
-#[allow(clippy::print_stderr)] // the harness reports setup failures itself
 fn main() {
-    let mut args = Arguments::from_args();
-    if args.test_threads.is_none() {
-        args.test_threads = Some(1);
-    }
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("the gateway tests start dockerd and need root: run them with sudo");
-        std::process::exit(1);
-    }
-    let rig = match Rig::start(Path::new(STOCKADE)) {
-        Ok(rig) => Arc::new(rig),
-        Err(e) => {
-            eprintln!("cannot set up the test rig: {e}");
-            std::process::exit(1);
-        }
-    };
-    let trials: Vec<(&str, TrialFn)> = vec![
-        ("run_rm_prints_output", run_rm_prints_output),
-        ("run_i_passes_stdin_and_exits", run_i_passes_stdin_and_exits),
-        (
-            "exec_i_round_trips_a_megabyte",
-            exec_i_round_trips_a_megabyte,
-        ),
-        ("run_it_works_under_a_pty", run_it_works_under_a_pty),
-        (
-            "exec_without_upgrade_streams_close_delimited",
-            exec_without_upgrade_streams_close_delimited,
-        ),
-        (
-            "logs_follow_cancel_releases_engine_connection",
-            logs_follow_cancel_releases_engine_connection,
-        ),
-        (
-            "wait_cancel_releases_engine_connection",
-            wait_cancel_releases_engine_connection,
-        ),
-        (
-            "idle_engine_connections_are_reused",
-            idle_engine_connections_are_reused,
-        ),
-        ("cp_in_and_out_keeps_content", cp_in_and_out_keeps_content),
-        (
-            "copy_in_progress_holds_the_container_still",
-            copy_in_progress_holds_the_container_still,
-        ),
-        ("build_classic", build_classic),
-        ("build_buildkit_session", build_buildkit_session),
-        (
-            "push_and_pull_through_local_registry",
-            push_and_pull_through_local_registry,
-        ),
-        ("events_stream_shows_create", events_stream_shows_create),
-        ("stats_no_stream", stats_no_stream),
-        ("volume_and_network_create_rm", volume_and_network_create_rm),
-        ("save_and_load_50_mb_image", save_and_load_50_mb_image),
-        ("many_clients_at_once", many_clients_at_once),
-        (
-            "closed_areas_are_refused_without_effect",
-            closed_areas_are_refused_without_effect,
-        ),
-        (
-            "non_canonical_paths_are_refused",
-            non_canonical_paths_are_refused,
-        ),
-        (
-            "absolute_form_targets_are_checked_by_path",
-            absolute_form_targets_are_checked_by_path,
-        ),
-        (
-            "audit_records_every_decision_and_verifies",
-            audit_records_every_decision_and_verifies,
-        ),
-        (
-            "audit_unwritable_fails_closed_and_recovers",
-            audit_unwritable_fails_closed_and_recovers,
-        ),
-        (
-            "audit_fail_open_serves_and_says_so",
-            audit_fail_open_serves_and_says_so,
-        ),
-        (
-            "audit_denials_survive_sigkill",
-            audit_denials_survive_sigkill,
-        ),
-        (
-            "malformed_http_gets_400_and_close",
-            malformed_http_gets_400_and_close,
-        ),
-        (
-            "engine_gone_gives_502_naming_socket",
-            engine_gone_gives_502_naming_socket,
-        ),
-        (
-            "serve_refuses_engine_without_userns",
-            serve_refuses_engine_without_userns,
-        ),
-        ("serve_refuses_engine_on_tcp", serve_refuses_engine_on_tcp),
-        (
-            "serve_refuses_world_writable_engine_socket",
-            serve_refuses_world_writable_engine_socket,
-        ),
-        (
-            "serve_refuses_a_policy_others_can_change",
-            serve_refuses_a_policy_others_can_change,
-        ),
-        (
-            "gateway_socket_mode_and_non_root_callers",
-            gateway_socket_mode_and_non_root_callers,
-        ),
-        ("doctor_reports_the_engine", doctor_reports_the_engine),
-        (
-            "bypass_create_bodies_make_no_container",
-            bypass_create_bodies_make_no_container,
-        ),
-        (
-            "cli_shows_denials_and_everyday_runs_work",
-            cli_shows_denials_and_everyday_runs_work,
-        ),
-        (
-            "policy_reloads_on_change_and_keeps_the_last_good_one",
-            policy_reloads_on_change_and_keeps_the_last_good_one,
-        ),
-        (
-            "bypass_framing_and_form_tricks_are_refused",
-            bypass_framing_and_form_tricks_are_refused,
-        ),
-        (
-            "registry_access_holds_on_every_path",
-            registry_access_holds_on_every_path,
-        ),
-        (
-            "build_bases_and_load_names_are_checked",
-            build_bases_and_load_names_are_checked,
-        ),
-        (
-            "image_access_follows_the_catalog",
-            image_access_follows_the_catalog,
-        ),
-        (
-            "user_settings_apply_to_their_owner_only",
-            user_settings_apply_to_their_owner_only,
-        ),
-        (
-            "containers_join_only_their_owners_containers",
-            containers_join_only_their_owners_containers,
-        ),
-        (
-            "socket_mounts_get_their_own_held_socket",
-            socket_mounts_get_their_own_held_socket,
-        ),
-        (
-            "eci_off_lifts_content_rules_only",
-            eci_off_lifts_content_rules_only,
-        ),
-        ("bench_smoke_run_checks_bytes", bench_smoke_run_checks_bytes),
-        (
-            "engine_pulls_reach_only_allowed_registries",
-            engine_pulls_reach_only_allowed_registries,
-        ),
-        (
-            "containers_reach_only_what_the_pac_allows",
-            containers_reach_only_what_the_pac_allows,
-        ),
-        (
-            "classic_build_run_steps_reach_only_what_the_pac_allows",
-            classic_build_run_steps_reach_only_what_the_pac_allows,
-        ),
-        ("up_refuses_non_root", up_refuses_non_root),
-        ("up_starts_and_stops_cleanly", up_starts_and_stops_cleanly),
-        (
-            "up_stops_when_its_engine_dies",
-            up_stops_when_its_engine_dies,
-        ),
-    ];
-    let trials = trials
-        .into_iter()
-        .map(|(name, f)| {
-            let rig = Arc::clone(&rig);
-            Trial::test(name, move || f(&rig))
-        })
-        .collect();
-    let conclusion = libtest_mimic::run(&args, trials);
-    drop(rig);
-    conclusion.exit();
-}
-
-fn ensure(condition: bool, message: impl FnOnce() -> String) -> Outcome {
-    if condition {
-        Ok(())
-    } else {
-        Err(message().into())
-    }
-}
-
-fn must(docker: &Docker, args: &[&str]) -> Result<String, Failed> {
-    let done = docker.run(args, None, LONG)?;
-    ensure(done.success(), || {
-        format!("docker {args:?}: {}", done.describe())
-    })?;
-    Ok(done.stdout)
+    stockade_test_support::trials::run(
+        "gateway",
+        Path::new(STOCKADE),
+        vec![
+            ("run_rm_prints_output", run_rm_prints_output),
+            ("run_i_passes_stdin_and_exits", run_i_passes_stdin_and_exits),
+            (
+                "exec_i_round_trips_a_megabyte",
+                exec_i_round_trips_a_megabyte,
+            ),
+            ("run_it_works_under_a_pty", run_it_works_under_a_pty),
+            (
+                "exec_without_upgrade_streams_close_delimited",
+                exec_without_upgrade_streams_close_delimited,
+            ),
+            (
+                "logs_follow_cancel_releases_engine_connection",
+                logs_follow_cancel_releases_engine_connection,
+            ),
+            (
+                "wait_cancel_releases_engine_connection",
+                wait_cancel_releases_engine_connection,
+            ),
+            (
+                "idle_engine_connections_are_reused",
+                idle_engine_connections_are_reused,
+            ),
+            ("cp_in_and_out_keeps_content", cp_in_and_out_keeps_content),
+            (
+                "copy_in_progress_holds_the_container_still",
+                copy_in_progress_holds_the_container_still,
+            ),
+            ("build_classic", build_classic),
+            ("build_buildkit_session", build_buildkit_session),
+            (
+                "push_and_pull_through_local_registry",
+                push_and_pull_through_local_registry,
+            ),
+            ("events_stream_shows_create", events_stream_shows_create),
+            ("stats_no_stream", stats_no_stream),
+            ("volume_and_network_create_rm", volume_and_network_create_rm),
+            ("save_and_load_50_mb_image", save_and_load_50_mb_image),
+            ("many_clients_at_once", many_clients_at_once),
+            (
+                "closed_areas_are_refused_without_effect",
+                closed_areas_are_refused_without_effect,
+            ),
+            (
+                "non_canonical_paths_are_refused",
+                non_canonical_paths_are_refused,
+            ),
+            (
+                "absolute_form_targets_are_checked_by_path",
+                absolute_form_targets_are_checked_by_path,
+            ),
+            (
+                "audit_records_every_decision_and_verifies",
+                audit_records_every_decision_and_verifies,
+            ),
+            (
+                "audit_unwritable_fails_closed_and_recovers",
+                audit_unwritable_fails_closed_and_recovers,
+            ),
+            (
+                "audit_fail_open_serves_and_says_so",
+                audit_fail_open_serves_and_says_so,
+            ),
+            (
+                "audit_denials_survive_sigkill",
+                audit_denials_survive_sigkill,
+            ),
+            (
+                "malformed_http_gets_400_and_close",
+                malformed_http_gets_400_and_close,
+            ),
+            (
+                "engine_gone_gives_502_naming_socket",
+                engine_gone_gives_502_naming_socket,
+            ),
+            (
+                "serve_refuses_engine_without_userns",
+                serve_refuses_engine_without_userns,
+            ),
+            ("serve_refuses_engine_on_tcp", serve_refuses_engine_on_tcp),
+            (
+                "serve_refuses_world_writable_engine_socket",
+                serve_refuses_world_writable_engine_socket,
+            ),
+            (
+                "serve_refuses_a_policy_others_can_change",
+                serve_refuses_a_policy_others_can_change,
+            ),
+            (
+                "gateway_socket_mode_and_non_root_callers",
+                gateway_socket_mode_and_non_root_callers,
+            ),
+            ("doctor_reports_the_engine", doctor_reports_the_engine),
+            (
+                "bypass_create_bodies_make_no_container",
+                bypass_create_bodies_make_no_container,
+            ),
+            (
+                "cli_shows_denials_and_everyday_runs_work",
+                cli_shows_denials_and_everyday_runs_work,
+            ),
+            (
+                "policy_reloads_on_change_and_keeps_the_last_good_one",
+                policy_reloads_on_change_and_keeps_the_last_good_one,
+            ),
+            (
+                "bypass_framing_and_form_tricks_are_refused",
+                bypass_framing_and_form_tricks_are_refused,
+            ),
+            (
+                "registry_access_holds_on_every_path",
+                registry_access_holds_on_every_path,
+            ),
+            (
+                "build_bases_and_load_names_are_checked",
+                build_bases_and_load_names_are_checked,
+            ),
+            (
+                "image_access_follows_the_catalog",
+                image_access_follows_the_catalog,
+            ),
+            (
+                "user_settings_apply_to_their_owner_only",
+                user_settings_apply_to_their_owner_only,
+            ),
+            (
+                "containers_join_only_their_owners_containers",
+                containers_join_only_their_owners_containers,
+            ),
+            (
+                "socket_mounts_get_their_own_held_socket",
+                socket_mounts_get_their_own_held_socket,
+            ),
+            (
+                "eci_off_lifts_content_rules_only",
+                eci_off_lifts_content_rules_only,
+            ),
+            ("bench_smoke_run_checks_bytes", bench_smoke_run_checks_bytes),
+            (
+                "engine_pulls_reach_only_allowed_registries",
+                engine_pulls_reach_only_allowed_registries,
+            ),
+            (
+                "containers_reach_only_what_the_pac_allows",
+                containers_reach_only_what_the_pac_allows,
+            ),
+            (
+                "classic_build_run_steps_reach_only_what_the_pac_allows",
+                classic_build_run_steps_reach_only_what_the_pac_allows,
+            ),
+            ("up_refuses_non_root", up_refuses_non_root),
+            ("up_starts_and_stops_cleanly", up_starts_and_stops_cleanly),
+            (
+                "up_stops_when_its_engine_dies",
+                up_stops_when_its_engine_dies,
+            ),
+        ],
+    );
 }
 
 /// Runs a detached `sleep` container through the gateway and returns its name.

@@ -9,6 +9,7 @@
 
 pub mod http;
 mod process;
+pub mod trials;
 
 use nix::sys::signal::Signal;
 use std::io::Write;
