@@ -3339,9 +3339,7 @@ struct AirGapLab {
     ns: Netns,
     /// The second address, whose server the PAC refuses.
     forbidden_ip: String,
-    allowed_log: PathBuf,
-    forbidden_log: PathBuf,
-    other_log: PathBuf,
+    logs: ServerLogs,
     /// What the servers serve (removed by the trial).
     www: PathBuf,
     /// Kept running as long as the lab is.
@@ -3389,13 +3387,40 @@ impl AirGapLab {
         Ok(Self {
             ns,
             forbidden_ip,
-            allowed_log,
-            forbidden_log,
-            other_log,
+            logs: ServerLogs {
+                allowed: allowed_log,
+                forbidden: forbidden_log,
+                other: other_log,
+            },
             www,
             servers: [allowed, forbidden, other],
             up,
         })
+    }
+}
+
+/// The request logs of an [`AirGapLab`]'s three servers.
+struct ServerLogs {
+    allowed: PathBuf,
+    forbidden: PathBuf,
+    other: PathBuf,
+}
+
+impl ServerLogs {
+    /// The allowed server got `/hello.txt`; the PAC-refused one and the one on port 8080 did
+    /// not. `request` names the request in the messages.
+    fn only_the_allowed_one_saw(&self, request: &str) -> Outcome {
+        ensure(
+            std::fs::read_to_string(&self.allowed)?.contains("hello.txt"),
+            || format!("the allowed server did not see the {request}"),
+        )?;
+        for (what, log) in [("PAC-refused", &self.forbidden), ("port 8080", &self.other)] {
+            let seen = std::fs::read_to_string(log)?;
+            ensure(!seen.contains("hello.txt"), || {
+                format!("the {what} server received the {request}: {seen}")
+            })?;
+        }
+        Ok(())
     }
 }
 
@@ -3406,9 +3431,7 @@ fn containers_reach_only_what_the_pac_allows(_rig: &Rig) -> Outcome {
     let AirGapLab {
         ns,
         forbidden_ip,
-        allowed_log,
-        forbidden_log,
-        other_log,
+        logs,
         www,
         servers: _servers,
         mut up,
@@ -3436,10 +3459,6 @@ fn containers_reach_only_what_the_pac_allows(_rig: &Rig) -> Outcome {
                 stockade_test_support::log_tail(&up.log)
             )
         })?;
-        ensure(
-            std::fs::read_to_string(&allowed_log)?.contains("hello.txt"),
-            || "the allowed server did not see the request".to_owned(),
-        )?;
         let refused = fetch(&forbidden_ip, 80)?;
         ensure(
             !refused.stdout.contains("hello from outside") && refused.stdout.contains("403"),
@@ -3449,12 +3468,7 @@ fn containers_reach_only_what_the_pac_allows(_rig: &Rig) -> Outcome {
         ensure(!other.stdout.contains("hello from outside"), || {
             format!("fetch on port 8080: {}", other.describe())
         })?;
-        for (what, log) in [("PAC-refused", &forbidden_log), ("port 8080", &other_log)] {
-            let seen = std::fs::read_to_string(log)?;
-            ensure(!seen.contains("hello.txt"), || {
-                format!("the {what} server received: {seen}")
-            })?;
-        }
+        logs.only_the_allowed_one_saw("request")?;
         // The refusal is logged with the container the connection came from (up writes its
         // log from a writer thread, a little after the event).
         let named = wait_for(|| {
@@ -3515,9 +3529,7 @@ fn classic_build_run_steps_reach_only_what_the_pac_allows(_rig: &Rig) -> Outcome
     let AirGapLab {
         ns,
         forbidden_ip,
-        allowed_log,
-        forbidden_log,
-        other_log,
+        logs,
         www,
         servers: _servers,
         mut up,
@@ -3563,10 +3575,6 @@ fn classic_build_run_steps_reach_only_what_the_pac_allows(_rig: &Rig) -> Outcome
                 stockade_test_support::log_tail(&up.log)
             )
         })?;
-        ensure(
-            std::fs::read_to_string(&allowed_log)?.contains("hello.txt"),
-            || "the allowed server did not see the RUN step's request".to_owned(),
-        )?;
         let refused = between("refused");
         ensure(
             !refused.contains("hello from outside") && refused.contains("403"),
@@ -3575,13 +3583,7 @@ fn classic_build_run_steps_reach_only_what_the_pac_allows(_rig: &Rig) -> Outcome
         ensure(!between("other").contains("hello from outside"), || {
             format!("fetch on port 8080 in a RUN step: {}", built.describe())
         })?;
-        for (what, log) in [("PAC-refused", &forbidden_log), ("port 8080", &other_log)] {
-            let seen = std::fs::read_to_string(log)?;
-            ensure(!seen.contains("hello.txt"), || {
-                format!("the {what} server received a RUN step's request: {seen}")
-            })?;
-        }
-        Ok(())
+        logs.only_the_allowed_one_saw("RUN step's request")
     })();
     let code = up.process.stop();
     let _ = std::fs::remove_dir_all(&www);
