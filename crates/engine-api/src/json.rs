@@ -145,21 +145,23 @@ impl Value {
 /// Bytes a string cannot hold as they are in Go's output: the JSON minimum (`"`, `\`, control
 /// characters), the HTML characters Go escapes (`<`, `>`, `&`), and 0xE2, the lead byte of
 /// U+2028 and U+2029 (which need a closer look).
-static NEEDS_ESCAPE: [bool; 256] = {
+static NEEDS_ESCAPE: [bool; 256] = controls_and(b"\"\\<>&\xE2");
+
+/// A byte table marking the control characters (below 0x20) and the bytes of `extra`.
+const fn controls_and(extra: &[u8]) -> [bool; 256] {
     let mut table = [false; 256];
     let mut b = 0;
     while b < 0x20 {
         table[b] = true;
         b += 1;
     }
-    table[b'"' as usize] = true;
-    table[b'\\' as usize] = true;
-    table[b'<' as usize] = true;
-    table[b'>' as usize] = true;
-    table[b'&' as usize] = true;
-    table[0xE2] = true;
+    let mut i = 0;
+    while i < extra.len() {
+        table[extra[i] as usize] = true;
+        i += 1;
+    }
     table
-};
+}
 
 fn write_string(s: &str, out: &mut Vec<u8>) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
@@ -279,17 +281,7 @@ thread_local! {
 
 /// Bytes that end a run of plain string content: the closing quote, an escape, a control
 /// character (refused).
-static STRING_STOP: [bool; 256] = {
-    let mut table = [false; 256];
-    let mut b = 0;
-    while b < 0x20 {
-        table[b] = true;
-        b += 1;
-    }
-    table[b'"' as usize] = true;
-    table[b'\\' as usize] = true;
-    table
-};
+static STRING_STOP: [bool; 256] = controls_and(b"\"\\");
 
 struct Reader<'a> {
     input: &'a [u8],
