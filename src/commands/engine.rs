@@ -4,8 +4,7 @@
 //! front of it with `stockade serve`, so the gateway can be restarted (upgraded) without
 //! stopping the engine and its containers.
 
-use super::up::{require_root, start_engine, EngineFlags};
-use super::Signals;
+use super::up::{check_managed, require_root, start, EngineFlags, Started};
 use crate::failure::Failure;
 use crate::notify;
 use std::io::Write;
@@ -28,24 +27,20 @@ pub struct EngineArgs {
 
 pub async fn run(args: EngineArgs) -> Result<(), Failure> {
     require_root("stockade engine")?;
-    let policy = super::policy::load_with_path(args.engine.policy.as_deref())?;
-    let audit = super::serve::open_audit(
+    let Started {
+        policy,
+        // Kept open for the engine's whole run, as the engine's own copy is.
+        audit: _audit,
+        mut signals,
+        engine: mut running,
+    } = start(
+        &args.engine,
         args.audit_log.as_deref(),
-        &policy.0,
         args.audit_key.as_deref(),
-    )?;
-    let mut signals = Signals::install()?;
-    let mut running = start_engine(&args.engine, &policy.0, audit.clone()).await?;
-    // The engine must pass the checks `serve` will apply to it before anyone is told it is up.
-    let checked = stockade_engine::check_engine(
-        &running.layout.engine_socket,
-        super::policy::tcp_2375_allowed(&policy.0),
     )
-    .await
-    .map_err(|e| Failure::unsafe_env(e.to_string()));
-    let result = match checked {
+    .await?;
+    let result = match check_managed(&running.layout, &policy.0).await {
         Ok(facts) => {
-            tracing::info!(version = %facts.version, isolation = ?facts.isolation, "managed engine ready");
             {
                 let mut out = std::io::stdout().lock();
                 let _ = writeln!(

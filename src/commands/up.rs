@@ -59,14 +59,17 @@ pub struct UpArgs {
 pub async fn run(args: UpArgs) -> Result<(), Failure> {
     require_root("stockade up")?;
     let gid = group_id(&args.group)?;
-    let policy = super::policy::load_with_path(args.engine.policy.as_deref())?;
-    let audit = super::serve::open_audit(
+    let Started {
+        policy,
+        audit,
+        mut signals,
+        mut engine,
+    } = start(
+        &args.engine,
         args.audit_log.as_deref(),
-        &policy.0,
         args.audit_key.as_deref(),
-    )?;
-    let mut signals = Signals::install()?;
-    let mut engine = start_engine(&args.engine, &policy.0, audit.clone()).await?;
+    )
+    .await?;
     let result = tokio::select! {
         result = serve(&engine.layout, gid, (audit, args.audit_log.clone(), args.audit_fail_open), policy, &mut signals) => result,
         // An engine that dies under the gateway is not papered over with 502s: stop and say so.
@@ -108,6 +111,59 @@ impl RunningEngine {
         }
         self.engine.stop().await;
     }
+}
+
+/// What `up` and `stockade engine` have once the managed engine runs.
+pub struct Started {
+    /// The admin policy and the file it came from.
+    pub policy: (stockade_policy::Policy, Option<PathBuf>),
+    /// The audit log, when one is asked for.
+    pub audit: Option<Arc<stockade_audit::AuditLog>>,
+    /// SIGINT and SIGTERM, installed before the engine starts.
+    pub signals: Signals,
+    /// The engine and its egress controls.
+    pub engine: RunningEngine,
+}
+
+/// Loads the policy, opens the audit log, installs the signal handlers and starts the managed
+/// engine: what `up` and `stockade engine` do first.
+///
+/// # Errors
+/// As [`start_engine`], or when the policy or the audit log cannot be loaded.
+pub async fn start(
+    flags: &EngineFlags,
+    audit_log: Option<&std::path::Path>,
+    audit_key: Option<&std::path::Path>,
+) -> Result<Started, Failure> {
+    let policy = super::policy::load_with_path(flags.policy.as_deref())?;
+    let audit = super::serve::open_audit(audit_log, &policy.0, audit_key)?;
+    let signals = Signals::install()?;
+    let engine = start_engine(flags, &policy.0, audit.clone()).await?;
+    Ok(Started {
+        policy,
+        audit,
+        signals,
+        engine,
+    })
+}
+
+/// The managed engine must pass the same checks `serve` applies to any engine before anyone is
+/// told it is up.
+///
+/// # Errors
+/// When it does not (the caller stops it).
+pub async fn check_managed(
+    layout: &Layout,
+    policy: &stockade_policy::Policy,
+) -> Result<stockade_engine::EngineFacts, Failure> {
+    let facts = stockade_engine::check_engine(
+        &layout.engine_socket,
+        super::policy::tcp_2375_allowed(policy),
+    )
+    .await
+    .map_err(|e| Failure::unsafe_env(e.to_string()))?;
+    tracing::info!(version = %facts.version, isolation = ?facts.isolation, "managed engine ready");
+    Ok(facts)
 }
 
 /// Writes the managed engine's configuration under the policy, starts dockerd behind
@@ -271,14 +327,7 @@ async fn serve(
     policy: (stockade_policy::Policy, Option<PathBuf>),
     signals: &mut Signals,
 ) -> Result<(), Failure> {
-    // The engine we just configured must pass the same checks `serve` applies to any engine.
-    let facts = stockade_engine::check_engine(
-        &layout.engine_socket,
-        super::policy::tcp_2375_allowed(&policy.0),
-    )
-    .await
-    .map_err(|e| Failure::unsafe_env(e.to_string()))?;
-    tracing::info!(version = %facts.version, isolation = ?facts.isolation, "managed engine ready");
+    check_managed(layout, &policy.0).await?;
     let listener =
         GatewayListener::bind(&layout.gateway_socket, SocketOwnership { gid, mode: 0o660 })
             .map_err(|e| Failure::unsafe_env(e.to_string()))?;
