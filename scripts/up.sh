@@ -10,15 +10,7 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 packages=(docker.io iproute2 nftables busybox-static ca-certificates)
-missing=()
-for p in "${packages[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ "${#missing[@]}" -gt 0 ]; then
-    echo "installing: ${missing[*]}" >&2
-    DEBIAN_FRONTEND=noninteractive apt-get update -q
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
-fi
+bash scripts/apt-install-missing.sh "${packages[@]}"
 getent group docker >/dev/null || groupadd --system docker
 
 if ! command -v cargo >/dev/null; then
